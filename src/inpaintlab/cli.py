@@ -1,0 +1,70 @@
+"""The `inpaintlab` command. Subcommands import their module lazily, so `inpaintlab predict`
+starts without torch, Lightning or MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module whose main(argv) -> int handles it
+DELEGATES = {
+    "predict": "inpaintlab.predict",
+    "check-metrics": "inpaintlab.check_metrics",
+    "report": "inpaintlab.report",
+}
+
+USAGE = """usage: inpaintlab <command> [options]
+
+commands:
+  data synth      write the built-in synthetic landscape dataset (default data/raw)
+  predict         inpaint or outpaint images with an exported model (.onnx or .pt)
+  check-metrics   compare metrics to a baseline; non-zero exit on a regression
+  report          print the evaluation table of metrics/eval.json
+
+`inpaintlab <command> --help` for a command's options."""
+
+
+def data_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="inpaintlab data")
+    sub = parser.add_subparsers(dest="action", required=True)
+    synth = sub.add_parser("synth", help="write the built-in synthetic landscape dataset")
+    synth.add_argument("--out", default="data/raw", help="output folder (default data/raw)")
+    synth.add_argument("--count", type=int, default=1000, help="number of images (default 1000)")
+    synth.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    synth.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from inpaintlab.data.synthetic import write_dataset
+
+    try:
+        paths = write_dataset(args.out, count=args.count, size=args.size, seed=args.seed, progress=not args.quiet)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(paths)} images of {args.size}x{args.size} to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "data":
+        return data_main(rest)
+    if command in ("-V", "--version"):
+        from inpaintlab import __version__
+
+        print(f"inpaintlab {__version__}")
+        return 0
+    if command not in DELEGATES:
+        print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return int(importlib.import_module(DELEGATES[command]).main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""evaluate stage: the model and OpenCV's Telea / Navier-Stokes on the same test images and masks.
+
+Writes metrics/eval.json (schema in docs/DESIGN.md), reports/samples.png, and logs the test
+metrics into the training's MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from inpaintlab import tracking
+from inpaintlab.baselines import classical_inpaint
+from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
+from inpaintlab.data.masks import area_bin, mask_area
+from inpaintlab.metrics import image_metrics, summarize
+from inpaintlab.module import load_generator
+from inpaintlab.utils import UserError, atomic_write_json, user_errors_as_one_line
+from inpaintlab.visualize import masked_view, sample_grid
+
+log = logging.getLogger(__name__)
+
+METRIC_NAMES = ["psnr_masked", "ssim", "l1_masked", "accuracy"]
+
+
+def load_test_set(prepared_dir: Path) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    images = torch.stack([to_tensor(read_rgb(f)) for f in split_files(prepared_dir, "test")])
+    masks_file = prepared_dir / "masks_test.npz"
+    if not masks_file.exists():
+        raise UserError(f"{masks_file} is missing: re-run the prepare stage")
+    with np.load(masks_file) as data:
+        masks = {family: data[family] for family in data.files}
+    return images, masks
+
+
+@torch.no_grad()
+def run_model(generator: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, batch_size: int) -> torch.Tensor:
+    outputs = [generator(images[i : i + batch_size], masks[i : i + batch_size])
+               for i in range(0, len(images), batch_size)]
+    return torch.cat(outputs).clamp(0, 1)
+
+
+def run_baseline(method: str, images: torch.Tensor, masks: torch.Tensor, radius: int) -> torch.Tensor:
+    as_uint8 = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    filled = [classical_inpaint(img, m[0].numpy(), method, radius) for img, m in zip(as_uint8, masks, strict=True)]
+    return torch.stack([to_tensor(f) for f in filled])
+
+
+def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
+    checkpoint = Path(cfg.checkpoint)
+    if not checkpoint.exists():
+        raise UserError(f"{checkpoint} does not exist: run the train stage first")
+    generator, info = load_generator(str(checkpoint))
+    images, family_masks = load_test_set(prepared_dir)
+    methods = ["model", *cfg.baselines]
+
+    # per method -> group (family, area bin, all) -> metric -> per-image values
+    values: dict[str, dict[str, dict[str, list[float]]]] = {
+        m: defaultdict(lambda: defaultdict(list)) for m in methods
+    }
+    sample_rows: list[list[torch.Tensor]] = []
+    for family, masks_np in tqdm(family_masks.items(), desc="evaluate", unit="family"):
+        masks = torch.from_numpy(masks_np.astype(np.float32))[:, None]
+        bins = [f"area:{area_bin(mask_area(m))}" for m in masks_np]
+        outputs = {"model": run_model(generator, images, masks, cfg.batch_size)}
+        for method in cfg.baselines:
+            outputs[method] = run_baseline(method, images, masks, cfg.baseline_radius)
+        for method, output in outputs.items():
+            per_image = image_metrics(output, images, masks)
+            for name in METRIC_NAMES:
+                for i, value in enumerate(per_image[name].tolist()):
+                    for group in (family, bins[i], "all"):
+                        values[method][group][name].append(value)
+        k = cfg.samples_per_family
+        sample_rows.append([masked_view(images[:k], masks[:k]), outputs["model"][:k],
+                            *(outputs[b][:k] for b in cfg.baselines), images[:k]])
+
+    def summarise(method: str) -> dict:
+        """{family: M, ..., "all": M, "area_bins": {"0-10": M, ...}} (bins by masked area, %)."""
+        groups = values[method]
+        summary = {group: summarize(groups[group]) for group in [*family_masks, "all"]}
+        bins = sorted((g for g in groups if g.startswith("area:")), key=lambda g: int(g[5:].split("-")[0]))
+        summary["area_bins"] = {g[5:]: summarize(groups[g]) for g in bins}
+        return summary
+
+    result = {"model": summarise("model"), "baselines": {b: summarise(b) for b in cfg.baselines}}
+    columns = [torch.cat(parts) for parts in zip(*sample_rows, strict=True)]
+    return {"metrics": result, "grid": sample_grid(columns), "run_id": info.get("mlflow_run_id")}
+
+
+def log_to_training_run(run_id: str | None, metrics: dict, files: list[Path], uri: str) -> None:
+    """Test metrics as `test_<family>_<metric>` on the run that trained the model."""
+    if not run_id:
+        log.warning("checkpoint has no MLflow run id; test metrics not logged to MLflow")
+        return
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        log.warning("MLflow run %s not found at %s; test metrics not logged there", run_id, uri)
+        return
+    model = metrics["model"]
+    groups = {k: v for k, v in model.items() if k != "area_bins"}
+    groups |= {f"area_{b}": v for b, v in model.get("area_bins", {}).items()}
+    for group, summary in groups.items():
+        for name in METRIC_NAMES:
+            client.log_metric(run_id, f"test_{group}_{name}".replace("-", "_"), summary[name])
+    for path in files:
+        client.log_artifact(run_id, str(path), artifact_path="evaluation")
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+@user_errors_as_one_line
+def main(cfg: DictConfig) -> None:
+    result = evaluate(cfg.evaluate, Path(cfg.data.prepared_dir))
+    metrics_path, samples_path = Path(cfg.evaluate.metrics_path), Path(cfg.evaluate.samples_path)
+    atomic_write_json(metrics_path, result["metrics"])
+    samples_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = samples_path.with_name(f".{samples_path.stem}.tmp.png")
+    cv2.imwrite(str(tmp), result["grid"][..., ::-1])
+    tmp.replace(samples_path)
+    log_to_training_run(result["run_id"], result["metrics"], [metrics_path, samples_path],
+                        tracking.tracking_uri(cfg.logger.tracking_uri))
+    from inpaintlab.report import format_table
+
+    print(format_table(result["metrics"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Generators: plain nn.Modules (no Lightning, Hydra or MLflow inside)."""

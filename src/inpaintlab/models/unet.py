@@ -1,0 +1,149 @@
+"""U-Net inpainting generator: the seed's data flow, readable top to bottom.
+
+    image [N,3,H,W] + mask [N,1,H,W]
+      -> masked input [N,4,H,W]   (RGB with the pixels to generate blanked, plus the mask channel)
+      -> encoder: stem at full resolution, two stride-2 steps -> features [N,4C,H/4,W/4]
+      -> bottleneck: residual blocks at 1/4 resolution (dilated, for a wide receptive field);
+         `bottleneck` can be swapped for another module with the same in/out shape
+      -> decoder: two upsampling steps with U-Net skip connections -> RGB [N,3,H,W], predicted as
+         a residual over a smooth push-pull fill of the hole (coarse-to-fine, like DeepFill:
+         the network starts from a plausible fill and spends its capacity on structure)
+      -> composite: generated pixels where mask = 1, the original pixels elsewhere.
+
+With C = 64 and a 256x256 input the features are exactly 64x64x256 (the seed configuration).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def mask_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """RGB with the pixels to generate blanked (set to 0), plus the mask as a 4th channel."""
+    return torch.cat([image * (1.0 - mask), mask], dim=1)
+
+
+def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Generated pixels inside the mask, the known pixels unchanged outside it."""
+    return image * (1.0 - mask) + generated * mask
+
+
+def pyramid_fill(image: torch.Tensor, mask: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """Smooth fill of the hole from the known pixels (push-pull / normalised convolution).
+
+    Pull: average colour and known-fraction down a pyramid. Push: from the coarsest level up,
+    each level keeps what it knows (weighted by the known fraction) and takes the rest from the
+    level below. The coarsest level falls back to the mean known colour. Pure pooling and
+    interpolation, so it exports to ONNX and TorchScript with dynamic sizes.
+    """
+    known = 1.0 - mask
+    colours, weights = [image * known], [known]
+    for _ in range(levels):
+        colours.append(F.avg_pool2d(colours[-1], 2, ceil_mode=True))
+        weights.append(F.avg_pool2d(weights[-1], 2, ceil_mode=True))
+    mean = colours[0].sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1e-6)
+    filled = mean.expand_as(colours[-1])
+    for colour, weight in zip(reversed(colours), reversed(weights), strict=True):
+        coarse = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
+        alpha = weight.clamp(0.0, 1.0)
+        filled = alpha * colour / weight.clamp_min(1e-6) + (1.0 - alpha) * coarse
+    return filled
+
+
+def conv_block(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """3x3 conv -> GroupNorm -> SiLU. GroupNorm because batches are small on a CPU."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation),
+        nn.GroupNorm(min(8, out_ch), out_ch),
+        nn.SiLU(inplace=True),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with a skip connection; dilation widens the receptive field cheaply."""
+
+    def __init__(self, channels: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv_block(channels, channels, dilation=dilation)
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(min(8, channels), channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x + self.conv2(self.conv1(x)))
+
+
+class DilatedBottleneck(nn.Sequential):
+    """Residual blocks at 1/4 resolution with growing dilation (1, 2, 4, 8, ...)."""
+
+    def __init__(self, channels: int, num_blocks: int = 4) -> None:
+        super().__init__(*[ResidualBlock(channels, dilation=2 ** (i % 4)) for i in range(num_blocks)])
+
+
+class Encoder(nn.Module):
+    """Masked input [N,4,H,W] -> (features [N,4C,H/4,W/4], skips at full and half resolution)."""
+
+    def __init__(self, base_channels: int) -> None:
+        super().__init__()
+        c = base_channels
+        self.stem = nn.Sequential(conv_block(4, c), conv_block(c, c))
+        self.down1 = nn.Sequential(conv_block(c, 2 * c, stride=2), conv_block(2 * c, 2 * c))
+        self.down2 = nn.Sequential(conv_block(2 * c, 4 * c, stride=2), conv_block(4 * c, 4 * c))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        full = self.stem(x)
+        half = self.down1(full)
+        quarter = self.down2(half)
+        return quarter, [full, half]
+
+
+class Decoder(nn.Module):
+    """Features at 1/4 resolution + encoder skips -> RGB in [0, 1] at full resolution."""
+
+    def __init__(self, base_channels: int) -> None:
+        super().__init__()
+        c = base_channels
+        self.up1 = conv_block(4 * c, 2 * c)
+        self.fuse1 = conv_block(4 * c, 2 * c)
+        self.up2 = conv_block(2 * c, c)
+        self.fuse2 = conv_block(2 * c, c)
+        self.to_rgb = nn.Conv2d(c, 3, 1)
+        nn.init.zeros_(self.to_rgb.weight)  # start as the coarse fill, learn the residual
+        nn.init.zeros_(self.to_rgb.bias)
+
+    def forward(self, features: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """A residual RGB correction at full resolution."""
+        full, half = skips
+        x = self.up1(F.interpolate(features, scale_factor=2.0, mode="nearest"))
+        x = self.fuse1(torch.cat([x, half], dim=1))
+        x = self.up2(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        x = self.fuse2(torch.cat([x, full], dim=1))
+        return self.to_rgb(x)
+
+
+class UNetGenerator(nn.Module):
+    """Encoder -> bottleneck -> U-Net decoder -> composite. Inputs and output in [0, 1]."""
+
+    def __init__(
+        self,
+        base_channels: int = 32,
+        bottleneck_blocks: int = 4,
+        bottleneck: nn.Module | None = None,
+        fill_levels: int = 5,
+    ) -> None:
+        super().__init__()
+        self.fill_levels = fill_levels
+        self.encoder = Encoder(base_channels)
+        self.bottleneck = bottleneck or DilatedBottleneck(4 * base_channels, bottleneck_blocks)
+        self.decoder = Decoder(base_channels)
+
+    def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The raw generated RGB for every pixel (before compositing): what the losses see."""
+        features, skips = self.encoder(mask_input(image, mask))
+        residual = self.decoder(self.bottleneck(features), skips)
+        return (pyramid_fill(image, mask, self.fill_levels) + residual).clamp(0.0, 1.0)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return composite(self.generate(image, mask), image, mask)

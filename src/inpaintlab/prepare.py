@@ -1,0 +1,174 @@
+"""prepare stage: data/raw (any photos) -> data/prepared (split, resized, fixed val/test masks).
+
+    data/prepared/
+      train/*.png        short side = image_size * train_scale (aspect kept: random crops later)
+      val/*.png          centre-cropped and resized to image_size x image_size
+      test/*.png         idem
+      masks_val.npz      "mask": (N_val,S,S) uint8, "family": family name of each val mask
+      masks_test.npz     one (N_test,S,S) uint8 array per evaluation family
+      manifest.json      counts, sizes, converted modes, skipped files and why
+
+The split hashes (split_seed, relative path), so it does not depend on file order and adding
+photos leaves the existing assignment alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+from PIL import Image
+from tqdm import tqdm
+
+from inpaintlab.data.io import ImageLoadError, list_images, load_rgb
+from inpaintlab.data.masks import EVAL_FAMILIES, make_masks
+from inpaintlab.utils import (
+    UserError,
+    atomic_write_json,
+    fresh_temp_dir,
+    replace_dir,
+    user_errors_as_one_line,
+)
+
+log = logging.getLogger(__name__)
+
+
+def split_key(relative_path: str, split_seed: int) -> str:
+    return hashlib.sha256(f"{split_seed}:{relative_path}".encode()).hexdigest()
+
+
+def assign_splits(paths: list[str], val_fraction: float, test_fraction: float, split_seed: int) -> dict[str, list[str]]:
+    """Order files by hash, then take test, val, train. Val and test get at least one image
+    each when there are three or more images."""
+    ordered = sorted(paths, key=lambda p: split_key(p, split_seed))
+    n = len(ordered)
+    n_test = max(1, round(n * test_fraction)) if n >= 3 else 0
+    n_val = max(1, round(n * val_fraction)) if n >= 3 else 0
+    return {
+        "test": sorted(ordered[:n_test]),
+        "val": sorted(ordered[n_test : n_test + n_val]),
+        "train": sorted(ordered[n_test + n_val :]),
+    }
+
+
+def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = short_side / min(h, w)
+    size = (max(short_side, round(w * scale)), max(short_side, round(h * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def center_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize the short side to size, then crop the centre square."""
+    image = resize_short_side(image, size)
+    h, w = image.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def validate(cfg: DictConfig) -> None:
+    size = cfg.image_size
+    if not isinstance(size, int) or size < 16 or size % 8:
+        raise UserError(f"data.image_size must be a multiple of 8 and >= 16, got {size!r}")
+    if not 0 <= cfg.val_fraction < 1 or not 0 <= cfg.test_fraction < 1 or cfg.val_fraction + cfg.test_fraction >= 1:
+        raise UserError("data.val_fraction and data.test_fraction must be in [0, 1) and sum to < 1")
+    if cfg.train_scale < 1:
+        raise UserError(f"data.train_scale must be >= 1, got {cfg.train_scale}")
+    unknown = [f for f in list(cfg.eval_families) + list(cfg.val_families) if f not in EVAL_FAMILIES]
+    if unknown:
+        raise UserError(f"unknown mask families {unknown}; known: {sorted(EVAL_FAMILIES)}")
+
+
+def prepare(cfg: DictConfig) -> dict:
+    """Build data/prepared from data/raw; returns the manifest."""
+    validate(cfg)
+    raw_dir, out_dir = Path(cfg.raw_dir), Path(cfg.prepared_dir)
+    if not raw_dir.is_dir():
+        raise UserError(f"{raw_dir} does not exist: run `inpaintlab data synth` or put photos there")
+    files = list_images(raw_dir)
+    if not files:
+        raise UserError(f"no image files in {raw_dir} (looked for png, jpg, jpeg, bmp, tif, webp, ...)")
+
+    size = int(cfg.image_size)
+    train_side = round(size * cfg.train_scale)
+    relative = {f.relative_to(raw_dir).as_posix(): f for f in files}
+    splits = assign_splits(list(relative), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+
+    tmp = fresh_temp_dir(out_dir)
+    skipped: list[dict[str, str]] = []
+    modes: Counter[str] = Counter()
+    counts: dict[str, int] = {}
+    for split, names in splits.items():
+        (tmp / split).mkdir()
+        written = 0
+        for name in tqdm(names, desc=f"prepare {split}", unit="img", leave=False):
+            try:
+                image = load_rgb(relative[name])
+                with Image.open(relative[name]) as handle:
+                    modes[handle.mode] += 1
+            except ImageLoadError as err:
+                skipped.append({"file": name, "reason": str(err)})
+                log.warning("skipped %s", err)
+                continue
+            if min(image.shape[:2]) < cfg.min_side:
+                skipped.append({"file": name, "reason": f"smaller than data.min_side={cfg.min_side}: {image.shape[1]}x{image.shape[0]}"})
+                continue
+            out = resize_short_side(image, train_side) if split == "train" else center_square(image, size)
+            stem = Path(name).with_suffix("").as_posix().replace("/", "__")
+            cv2.imwrite(str(tmp / split / f"{written:05d}_{stem}.png"), out[..., ::-1])
+            written += 1
+        counts[split] = written
+
+    usable = sum(counts.values())
+    if usable == 0:
+        raise UserError(f"no usable images in {raw_dir}: all {len(files)} files were skipped (first: {skipped[0]['reason']})")
+    if counts["train"] == 0 or counts["val"] == 0 or counts["test"] == 0:
+        raise UserError(f"need at least one image in each split, got {counts} from {usable} usable images; add photos")
+
+    val_families = list(cfg.val_families)
+    val_masks = np.stack(
+        [make_masks(EVAL_FAMILIES[val_families[i % len(val_families)]], 1, size, size, cfg.eval_mask_seed + i)[0]
+         for i in range(counts["val"])]
+    )
+    np.savez_compressed(
+        tmp / "masks_val.npz",
+        mask=val_masks.astype(np.uint8),
+        family=np.array([val_families[i % len(val_families)] for i in range(counts["val"])]),
+    )
+    np.savez_compressed(
+        tmp / "masks_test.npz",
+        **{family: make_masks(EVAL_FAMILIES[family], counts["test"], size, size, cfg.eval_mask_seed).astype(np.uint8)
+           for family in cfg.eval_families},
+    )
+    manifest = {
+        "image_size": size,
+        "train_short_side": train_side,
+        "counts": counts,
+        "source_files": len(files),
+        "source_modes": dict(sorted(modes.items())),
+        "eval_families": list(cfg.eval_families),
+        "val_families": val_families,
+        "skipped": skipped,
+    }
+    atomic_write_json(tmp / "manifest.json", manifest)
+    replace_dir(tmp, out_dir)
+    log.info("prepared %s (skipped %d) into %s", counts, len(skipped), out_dir)
+    return manifest
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
+@user_errors_as_one_line
+def main(cfg: DictConfig) -> None:
+    manifest = prepare(cfg.data)
+    print(f"prepared {manifest['counts']} at {manifest['image_size']}px; skipped {len(manifest['skipped'])} files")
+
+
+if __name__ == "__main__":
+    main()

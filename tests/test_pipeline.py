@@ -1,0 +1,119 @@
+"""End to end: the four stages through a real `dvc repro` (experiment=ci) in a temp copy,
+then the MLflow run read back with MlflowClient from the real SQLite store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from conftest import copy_project
+from mlflow.tracking import MlflowClient
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"  # stages call `python`: the test's venv
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def ran_stages(output: str) -> set[str]:
+    return {name for name in ("prepare", "train", "evaluate", "export") if f"Running stage '{name}'" in output}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> dict:
+    """One real pipeline run shared by the assertions below (it is the slow part)."""
+    project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
+    run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
+         "--seed", "3", "--quiet"], project)
+    run([str(BIN / "dvc"), "add", "-q", "data/raw"], project)
+    run([sys.executable, "-m", "inpaintlab.params", "experiment=ci"], project)
+    first = run([str(BIN / "dvc"), "repro"], project)
+    return {"project": project, "first": first}
+
+
+def test_repro_runs_all_four_stages_and_writes_the_contract_files(pipeline):
+    project = pipeline["project"]
+    assert ran_stages(pipeline["first"]) == {"prepare", "train", "evaluate", "export"}
+    for name in ["data/prepared/manifest.json", "models/model.ckpt", "metrics/train.json",
+                 "plots/train_history.csv", "reports/samples.png", "models/export/model.onnx",
+                 "models/export/model.pt", "models/export/export.json"]:
+        assert (project / name).is_file(), name
+    manifest = json.loads((project / "data/prepared/manifest.json").read_text())
+    assert sum(manifest["counts"].values()) == 40 and manifest["skipped"] == []
+
+    with open(project / "plots/train_history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_psnr"]
+
+
+def test_eval_json_follows_the_design_schema(pipeline):
+    metrics = json.loads((pipeline["project"] / "metrics/eval.json").read_text())
+    assert set(metrics) == {"model", "baselines"}
+    assert set(metrics["baselines"]) == {"telea", "ns"}
+    for scores in [metrics["model"], *metrics["baselines"].values()]:
+        assert {"box", "irregular", "outpaint", "all"} <= set(scores)
+        bins = scores.pop("area_bins")
+        assert sum(m["n"] for m in bins.values()) == scores["all"]["n"]  # bins partition the images
+        for m in [*scores.values(), *bins.values()]:
+            assert set(m) == {"psnr_masked", "ssim", "l1_masked", "accuracy", "n"}
+            assert 0 <= m["ssim"] <= 1 and 0 <= m["accuracy"] <= 1 and 0 <= m["l1_masked"] <= 1
+    assert metrics["model"]["all"]["n"] == 3 * metrics["model"]["box"]["n"]
+
+
+def test_export_matches_the_contract_and_the_checkpoint(pipeline):
+    export_dir = pipeline["project"] / "models/export"
+    info = json.loads((export_dir / "export.json").read_text())
+    assert info["image_size"] == 32 and info["model"] == "unet"
+    assert info["parity"]["onnx_vs_ckpt"] < 1e-4 and info["parity"]["torchscript_vs_ckpt"] < 1e-4
+    session = ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image", "mask"]
+    assert [o.name for o in session.get_outputs()] == ["output"]
+    rng = np.random.default_rng(0)
+    for n, h, w in [(1, 32, 32), (3, 40, 56)]:  # dynamic N, H, W
+        image = rng.random((n, 3, h, w), dtype=np.float32)
+        mask = np.zeros((n, 1, h, w), np.float32)
+        mask[..., 8:24, 8:24] = 1
+        out = session.run(["output"], {"image": image, "mask": mask})[0]
+        assert out.shape == image.shape
+        assert np.array_equal(out * (1 - mask), image * (1 - mask))  # composited
+
+
+def test_mlflow_run_has_params_epoch_metrics_images_and_test_metrics(pipeline):
+    project = pipeline["project"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("inpaintlab")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run_data = runs[0]
+    assert run_data.data.params["seed"] == "42"
+    assert run_data.data.params["model/name"] == "unet"
+    assert run_data.data.tags["model"] == "unet"
+    for key in ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_psnr"]:
+        assert [m.step for m in client.get_metric_history(run_data.info.run_id, key)] == [0, 1], key
+    assert "test_box_psnr_masked" in run_data.data.metrics
+    images = [a.path for a in client.list_artifacts(run_data.info.run_id, "images")]
+    assert any("val_samples" in path for path in images), images
+
+
+def test_second_repro_runs_nothing_and_a_training_change_skips_prepare(pipeline):
+    project = pipeline["project"]
+    assert ran_stages(run([str(BIN / "dvc"), "repro"], project)) == set()
+    run([sys.executable, "-m", "inpaintlab.params", "experiment=ci", "trainer.max_epochs=1"], project)
+    assert ran_stages(run([str(BIN / "dvc"), "repro"], project)) == {"train", "evaluate", "export"}
+    shown = run([str(BIN / "dvc"), "metrics", "show"], project)
+    assert "metrics/eval.json" in shown and "best_val_psnr" in shown, shown
+    run([str(BIN / "dvc"), "plots", "show", "-o", str(project / "plots_html")], project)
+    assert (project / "plots_html" / "index.html").is_file()
