@@ -1,5 +1,8 @@
 """LightningModule: wraps any generator with the losses, metrics and sample collection.
 
+Metrics are logged with logger=False: train.EpochHistory writes them to MLflow once per epoch
+(step = epoch); Lightning's logger would add a second series at step = global_step.
+
 The generator is a plain nn.Module built from the `model` config (`_target_`), so the
 checkpoint's hyperparameters are enough to rebuild it for evaluation and export.
 """
@@ -63,8 +66,8 @@ class InpaintModule(L.LightningModule):
         raw = self.generator.generate(image, mask)
         loss = reconstruction_loss(raw, image, mask, self.loss_weights)
         accuracy = metrics.accuracy_masked(composite(raw.detach(), image, mask), image, mask).mean()
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(image))
-        self.log("train_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=len(image))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(image), logger=False)
+        self.log("train_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=len(image), logger=False)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -72,9 +75,9 @@ class InpaintModule(L.LightningModule):
         raw = self.generator.generate(image, mask)
         output = composite(raw, image, mask).clamp(0, 1)
         n = len(image)
-        self.log("val_loss", reconstruction_loss(raw, image, mask, self.loss_weights), batch_size=n)
-        self.log("val_psnr", metrics.psnr_masked(output, image, mask).mean(), prog_bar=True, batch_size=n)
-        self.log("val_accuracy", metrics.accuracy_masked(output, image, mask).mean(), batch_size=n)
+        self.log("val_loss", reconstruction_loss(raw, image, mask, self.loss_weights), batch_size=n, logger=False)
+        self.log("val_psnr", metrics.psnr_masked(output, image, mask).mean(), prog_bar=True, batch_size=n, logger=False)
+        self.log("val_accuracy", metrics.accuracy_masked(output, image, mask).mean(), batch_size=n, logger=False)
         if batch_idx == 0:
             k = self.hparams.num_samples
             self.samples = {"image": image[:k].cpu(), "mask": mask[:k].cpu(), "output": output[:k].cpu()}
