@@ -181,7 +181,7 @@ def _short(override: str) -> str:
     """`optim.lr=0.0022694720080878735` -> `optim.lr=0.002269` (Optuna's floats are long)."""
     key, sep, value = override.partition("=")
     try:
-        if sep and not value.lstrip("-").isdigit():
+        if sep and len(value) > 7 and not value.lstrip("-").isdigit():
             return f"{key}={float(value):.4g}"
     except ValueError:
         pass
@@ -214,13 +214,19 @@ def varying_overrides(job_overrides: list[str], sweep_overrides: list[str]) -> l
 def mask_name(cfg: DictConfig, choices: Mapping[str, str]) -> str:
     """The mask option (conf/mask/<name>.yaml); from the sampler class when composed without
     Hydra's defaults (DVC runs on params.yaml, which has no choices)."""
-    if choices.get("mask"):
-        return choices["mask"]
-    node = cfg.mask
-    while "generator" in node and "_target_" in node.generator:
-        node = node.generator
+    return choices.get("mask") or _sampler_name(cfg.mask)
+
+
+def _sampler_name(node: Any) -> str:
+    """box / irregular / outpaint for a single kind of sampler (through wrappers and mixes of one
+    kind), mixed for a mix of kinds."""
+    if "generator" in node:  # a wrapper such as AreaLimit
+        return _sampler_name(node.generator)
+    if "generators" in node:
+        kinds = {_sampler_name(g) for g in node.generators.values()}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
     cls = str(node.get("_target_", "unknown")).rsplit(".", 1)[-1]
-    return {"StrokeMask": "irregular", "MixedMask": "mixed"}.get(cls, cls.removesuffix("Mask").lower())
+    return {"StrokeMask": "irregular"}.get(cls, cls.removesuffix("Mask").lower())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""Hydra sweeps: every job its own MLflow run under one parent run per sweep, outputs in the job
+dirs; the configs for parallel sweeps and hyperparameter searches compose.
+
+The end-to-end tests run real multiruns (`python -m inpaintlab.train -m experiment=ci ...`) on a
+tiny prepared dataset in a temp copy of the project and read the runs back with MlflowClient.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, copy_project
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from inpaintlab import tracking
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path, omp: str | None = "1") -> str:
+    """Run with the test's venv, no inherited MLflow settings, one torch thread per process unless
+    told otherwise (the machine is shared; these tiny models train faster single-threaded)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "DVC_", "INPAINTLAB_", "OMP_", "MKL_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    if omp:
+        env["OMP_NUM_THREADS"] = omp
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """A project copy with 40 tiny images prepared at experiment=ci."""
+    project = copy_project(tmp_path_factory.mktemp("sweeps") / "project")
+    run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
+         "--seed", "3", "--quiet"], project)
+    run([sys.executable, "-m", "inpaintlab.prepare", "experiment=ci"], project)
+    return project
+
+
+def sweep_runs(uri: str) -> tuple[object, list]:
+    """(parent run, child runs) of the single sweep in the store at uri."""
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("inpaintlab")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    return parents[0], children
+
+
+def check_sweep(uri: str, seeds: list[int]) -> tuple[object, list]:
+    """What a sweep over seeds must leave: one finished parent, one finished child per seed with
+    its own name, seed param and job dir outputs, all sharing the parent's sweep tag."""
+    parent, children = sweep_runs(uri)
+    assert parent.info.status == "FINISHED"
+    assert len(children) == len(seeds)
+    assert sorted(int(r.data.params["seed"]) for r in children) == seeds
+    assert len({r.info.run_name for r in children}) == len(seeds)
+    sweep_dir = Path(parent.data.tags["sweep_dir"])
+    for child in children:
+        assert child.info.status == "FINISHED"
+        seed = child.data.params["seed"]
+        assert child.info.run_name == f"unet-32px-s{seed} seed={seed}"
+        assert child.data.tags["sweep"] == parent.data.tags["sweep"]
+        assert child.data.tags["seed"] == seed and child.data.tags["mask"] == "mixed"
+        assert child.data.tags["experiment"] == "ci"
+        assert f"seed={seed}" in child.data.tags["overrides"]
+        job_dir = sweep_dir / child.data.tags["sweep_job"]
+        checkpoint = torch.load(job_dir / "models/model.ckpt", map_location="cpu", weights_only=False)
+        assert checkpoint["inpaintlab"]["mlflow_run_id"] == child.info.run_id
+        summary = json.loads((job_dir / "metrics/train.json").read_text())
+        assert summary["best_val_psnr"] == pytest.approx(child.data.metrics["best_val_psnr"])
+        assert (job_dir / "plots/train_history.csv").is_file()
+    assert parent.data.metrics["jobs"] == len(seeds)
+    assert parent.data.metrics["best_val_psnr"] == max(r.data.metrics["best_val_psnr"] for r in children)
+    assert json.loads((sweep_dir / tracking.SWEEP_FILE).read_text())["parent_run_id"] == parent.info.run_id
+    return parent, children
+
+
+def test_multirun_logs_each_job_as_a_child_run_and_writes_into_job_dirs(prepared):
+    run([sys.executable, "-m", "inpaintlab.train", "-m", "experiment=ci", "seed=1,2",
+         "trainer.enable_progress_bar=false"], prepared)
+    check_sweep(f"sqlite:///{prepared / 'mlflow.db'}", [1, 2])
+    for name in ["models", "metrics", "plots"]:  # the single-run (DVC) paths stay untouched
+        assert not (prepared / name).exists(), name
+
+
+def test_joblib_multirun_runs_in_parallel_on_a_fresh_store(prepared, tmp_path):
+    db = tmp_path / "fresh.db"  # a fresh SQLite file: jobs must not race creating its tables
+    out = run([sys.executable, "-m", "inpaintlab.train", "-m", "hydra/launcher=parallel", "experiment=ci",
+               "seed=3,4", f"logger.tracking_uri=sqlite:///{db}", "trainer.enable_progress_bar=false",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"], prepared, omp=None)
+    assert "Joblib.Parallel(n_jobs=2" in out
+    parent, children = check_sweep(f"sqlite:///{db}", [3, 4])
+    assert parent.data.tags["launcher"] == "parallel"
+    threads = max(1, tracking.available_cpus() // 2)  # the CPUs shared by the 2 jobs
+    for job in ["0", "1"]:
+        assert f"torch threads: {threads} (OMP_NUM_THREADS={threads})" in (tmp_path / "sweep" / job / "train.log").read_text()
+
+
+# --- units: names, threads, configs ---------------------------------------------------------------
+
+
+def test_run_name_shows_what_varies_between_jobs():
+    sweep = ["experiment=ci", "seed=1,2", "trainer.enable_progress_bar=false"]
+    job = ["experiment=ci", "seed=2", "trainer.enable_progress_bar=False"]  # basic sweeper rewrites bools
+    assert tracking.varying_overrides(job, sweep) == ["seed=2"]
+    optuna = ["optim.lr=0.0022694720080878735", "loss.hole_l2=1.0", "hparams_search=psnr_optuna"]
+    assert tracking.varying_overrides(optuna, ["hparams_search=psnr_optuna"]) == optuna[:2]
+    cfg = OmegaConf.create({"logger": {"run_name": None}, "model": {"name": "unet"},
+                            "data": {"image_size": 32}, "seed": 2})
+    info = tracking.JobInfo(multirun=True, overrides=optuna)
+    parent = tracking.SweepParent("id", "sweep", "uri", "0", ["hparams_search=psnr_optuna"])
+    assert tracking.run_name(cfg, info, parent) == "unet-32px-s2 optim.lr=0.002269 loss.hole_l2=1.0"
+
+
+def test_threads_are_shared_among_parallel_jobs(monkeypatch):
+    monkeypatch.setattr(tracking, "available_cpus", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    assert tracking.threads_per_job(None) == 8
+    assert tracking.threads_per_job({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}) == 8
+    assert tracking.threads_per_job({"_target_": joblib, "n_jobs": 2}) == 4
+    assert tracking.threads_per_job({"_target_": joblib, "n_jobs": -1}) == 1  # joblib: all CPUs
+    assert tracking.threads_per_job({"_target_": joblib, "n_jobs": 16}) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert tracking.threads_per_job({"_target_": joblib, "n_jobs": 2}) == 2
+
+
+def test_mask_tag_without_hydra_choices(compose_cfg):
+    """DVC runs on params.yaml, which has no defaults list: name the mask from its sampler."""
+    for option in ["mixed", "box", "irregular", "outpaint"]:
+        cfg = compose_cfg(f"mask={option}")
+        assert tracking.mask_name(cfg, {}) == option
+    assert tracking.mask_name(compose_cfg(), {"mask": "box"}) == "box"
+
+
+def hydra_cfg(*overrides: str):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_search_and_launcher_configs_compose():
+    grid = hydra_cfg("hparams_search=psnr_grid")
+    assert grid.hydra.mode.name == "MULTIRUN" and "optim.lr" in grid.hydra.sweeper.params
+    optuna = hydra_cfg("hparams_search=psnr_optuna")
+    assert "optuna" in optuna.hydra.sweeper._target_ and optuna.hydra.sweeper.direction == "maximize"
+    assert set(optuna.hydra.sweeper.params) == {"optim.lr", "model.generator.base_channels", "loss.valid_l1",
+                                                "loss.hole_l2", "loss.gradient"}
+    parallel = hydra_cfg("hydra/launcher=parallel")
+    assert "joblib" in parallel.hydra.launcher._target_ and parallel.hydra.launcher.n_jobs == 2
+    callbacks = hydra_cfg().hydra.callbacks
+    assert callbacks.mlflow_sweep._target_ == "inpaintlab.tracking.SweepCallback"
