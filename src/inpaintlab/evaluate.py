@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
         m: defaultdict(lambda: defaultdict(list)) for m in methods
     }
     sample_rows: list[list[torch.Tensor]] = []
-    for family, masks_np in tqdm(family_masks.items(), desc="evaluate", unit="family"):
+    for family, masks_np in tqdm(family_masks.items(), desc="evaluate", unit="family", disable=None):
         masks = torch.from_numpy(masks_np.astype(np.float32))[:, None]
         bins = [f"area:{area_bin(mask_area(m))}" for m in masks_np]
         outputs = {"model": run_model(generator, images, masks, cfg.batch_size)}

@@ -108,7 +108,7 @@ def prepare(cfg: DictConfig) -> dict:
     for split, names in splits.items():
         (tmp / split).mkdir()
         written = 0
-        for name in tqdm(names, desc=f"prepare {split}", unit="img", leave=False):
+        for name in tqdm(names, desc=f"prepare {split}", unit="img", leave=False, disable=None):
             try:
                 image = load_rgb(relative[name])
                 with Image.open(relative[name]) as handle:
