@@ -12,12 +12,14 @@ export PYTHONHASHSEED = 0
 # dvc.yaml stages call `python`: make it the project venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test test-all lint ui params data clean help
+.PHONY: install run test test-all test-ui ci-pipeline ci-baseline lint ui params data clean help
 
 help:
 	@echo "make run   - install (once), build data/raw if missing, dvc repro, print evaluation table"
 	@echo "make test  - install (once), run the fast test suite"
 	@echo "make ui    - MLflow UI on http://127.0.0.1:5000"
+	@echo "make ci-pipeline - experiment=ci pipeline in a temp copy, gated on metrics/baseline_ci.json"
+	@echo "make ci-baseline - the same, rewriting metrics/baseline_ci.json (an intended change)"
 
 install: $(STAMP)
 
@@ -42,6 +44,19 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
+
+# The MLflow UI in headless Chromium, and the team setup (mlflow server, DVC remote); marked slow.
+test-ui: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/test_ui.py tests/test_server.py
+
+# CI's metric regression gate (docs/ci-and-teams.md): the ci pipeline on the CI dataset in a temp
+# copy of the working tree, then inpaintlab check-metrics against the committed baseline.
+ci-pipeline: $(STAMP)
+	.ci/ci-pipeline
+
+# Regenerate metrics/baseline_ci.json after an intended change to the model, training or eval.
+ci-baseline: $(STAMP)
+	.ci/ci-pipeline --update
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

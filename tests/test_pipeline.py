@@ -108,6 +108,36 @@ def test_mlflow_run_has_params_epoch_metrics_images_and_test_metrics(pipeline):
     assert any("val_samples" in path for path in images), images
 
 
+def test_export_registers_the_onnx_model_under_the_training_run(pipeline):
+    """export.register: model.onnx is a version of `inpaintlab` in the MLflow model registry,
+    logged to the training run, with a signature and an input example it predicts on."""
+    import mlflow
+    import torch
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    project = pipeline["project"]
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    checkpoint = torch.load(project / "models/model.ckpt", map_location="cpu", weights_only=False)
+    run_id = checkpoint["inpaintlab"]["mlflow_run_id"]
+    [version] = MlflowClient(tracking_uri=uri).search_model_versions("name='inpaintlab'")
+    assert version.run_id == run_id
+    assert f"registered MLflow model 'inpaintlab' version {version.version}" in pipeline["first"]
+
+    with _use_tracking_uri(uri):
+        onnx_model = mlflow.onnx.load_model(f"models:/inpaintlab/{version.version}")
+        pyfunc = mlflow.pyfunc.load_model(f"models:/inpaintlab/{version.version}")
+    assert [i.name for i in onnx_model.graph.input] == ["image", "mask"]
+    assert pyfunc.metadata.get_input_schema().input_names() == ["image", "mask"]
+    example = pyfunc.input_example
+    assert example["image"].shape == (1, 3, 32, 32) and example["mask"].any()
+    output = pyfunc.predict(example)["output"]
+    session = ort.InferenceSession(str(project / "models/export/model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {k: np.asarray(v, np.float32) for k, v in example.items()}
+    np.testing.assert_allclose(output, session.run(["output"], feed)[0], atol=1e-6)  # the exported file
+    keep = 1 - example["mask"]
+    assert np.array_equal(output * keep, example["image"] * keep)  # composited
+
+
 def test_second_repro_runs_nothing_and_a_training_change_skips_prepare(pipeline):
     project = pipeline["project"]
     assert ran_stages(run([str(BIN / "dvc"), "repro"], project)) == set()

@@ -8,8 +8,12 @@ checkpoint is measured on real test images with onnxruntime and TorchScript, and
 from __future__ import annotations
 
 import logging
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
@@ -18,6 +22,7 @@ import onnxruntime as ort
 import torch
 from omegaconf import DictConfig
 
+from inpaintlab import tracking
 from inpaintlab.evaluate import load_test_set
 from inpaintlab.module import load_generator
 from inpaintlab.utils import (
@@ -28,9 +33,14 @@ from inpaintlab.utils import (
     user_errors_as_one_line,
 )
 
+if TYPE_CHECKING:
+    from mlflow.models.signature import ModelSignature
+
 log = logging.getLogger(__name__)
 
 SIZE_MULTIPLE = 8
+REGISTERED_MODEL = "inpaintlab"
+EXAMPLE_MAX_SIDE = 64  # the input example is stored as JSON next to the model: keep it small
 
 
 def export_onnx(generator: torch.nn.Module, path: Path, example: tuple[torch.Tensor, torch.Tensor],
@@ -91,7 +101,9 @@ def check_parity(generator: torch.nn.Module, onnx_path: Path, ts_path: Path,
     return diffs
 
 
-def export(cfg: DictConfig, prepared_dir: Path, image_size: int) -> dict:
+def export(cfg: DictConfig, prepared_dir: Path, image_size: int, uri: str | None = None) -> dict:
+    """Write the exported files (and export.json); then, with `cfg.register` and a tracking URI,
+    register the ONNX model in MLflow (adds `registered_version` to the returned summary)."""
     checkpoint = Path(cfg.checkpoint)
     if not checkpoint.exists():
         raise UserError(f"{checkpoint} does not exist: run the train stage first")
@@ -114,14 +126,107 @@ def export(cfg: DictConfig, prepared_dir: Path, image_size: int) -> dict:
                "parity": {k: float(f"{v:.3g}") for k, v in parity.items()}}
     atomic_write_json(tmp / "export.json", summary)
     replace_dir(tmp, out_dir)
+    if cfg.get("register", False) and uri:
+        version = register_onnx(out_dir / "model.onnx", info.get("mlflow_run_id"), uri,
+                                registry_example(images, masks),
+                                cfg.get("registered_model") or REGISTERED_MODEL, metadata)
+        return summary | {"registered_version": version}
     return summary
+
+
+# --- model registry --------------------------------------------------------------------------------
+
+
+def onnx_signature() -> ModelSignature:
+    """The exported graph's contract: float32 NCHW tensors, N, H and W dynamic (-1)."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    def spec(name: str, channels: int) -> TensorSpec:
+        return TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1), name)
+
+    return ModelSignature(inputs=Schema([spec("image", 3), spec("mask", 1)]),
+                          outputs=Schema([spec("output", 3)]))
+
+
+def registry_example(images: torch.Tensor, masks: torch.Tensor,
+                     max_side: int = EXAMPLE_MAX_SIDE) -> dict[str, np.ndarray]:
+    """The first parity image and its mask, centre-cropped to at most max_side (a multiple of
+    SIZE_MULTIPLE); if the crop misses the hole, a centred box is masked instead."""
+    side = min(images.shape[-1], images.shape[-2], max_side) // SIZE_MULTIPLE * SIZE_MULTIPLE
+    top, left = (images.shape[-2] - side) // 2, (images.shape[-1] - side) // 2
+    image = images[:1, :, top:top + side, left:left + side].numpy().astype(np.float32)
+    mask = masks[:1, :, top:top + side, left:left + side].numpy().astype(np.float32)
+    if not mask.any():
+        mask[..., side // 4:3 * side // 4, side // 4:3 * side // 4] = 1.0
+    return {"image": np.ascontiguousarray(image), "mask": np.ascontiguousarray(mask)}
+
+
+@contextmanager
+def fluent_target(uri: str, experiment_id: str) -> Iterator[None]:
+    """Point MLflow's fluent API (which log_model uses) at `uri` and `experiment_id`, set explicitly
+    rather than read from the environment, and put the process's previous tracking URI, active
+    experiment and MLFLOW_* variables back afterwards (set_tracking_uri also exports the variable)."""
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
+    saved_experiment = fluent._active_experiment_id
+    try:
+        with _use_tracking_uri(uri):
+            mlflow.set_experiment(experiment_id=experiment_id)
+            yield
+    finally:
+        fluent._active_experiment_id = saved_experiment
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def register_onnx(onnx_path: Path, run_id: str | None, uri: str, example: dict[str, np.ndarray],
+                  name: str = REGISTERED_MODEL, metadata: dict[str, str] | None = None) -> str | None:
+    """Log the ONNX model into the training run and register it as a new version of `name`.
+
+    Best effort: any failure (no run id, server down, run deleted) is a logged warning and None;
+    the exported files are already in place. Returns the new version number.
+    """
+    if not run_id:
+        log.warning("checkpoint has no MLflow run id; model not registered")
+        return None
+    try:
+        import mlflow.onnx
+
+        run = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id)
+        # `run_id=` links the logged model to the training run without reopening it
+        # (mlflow.start_run would flip it to RUNNING and move its end time).
+        with fluent_target(uri, run.info.experiment_id), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.onnx.log_model(
+                onnx.load(str(onnx_path)), name="model", registered_model_name=name,
+                signature=onnx_signature(), input_example=example, run_id=run_id,
+                onnx_execution_providers=["CPUExecutionProvider"], metadata=metadata,
+            )
+    except Exception as err:  # the files are exported; the registry is a convenience on top
+        log.warning("exported files are in place, but registering the model in MLflow (%s) failed: %s",
+                    uri, err)
+        return None
+    version = str(info.registered_model_version)
+    log.info("registered %s version %s (run %s, %s)", name, version, run_id, info.model_uri)
+    return version
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
-    summary = export(cfg.export, Path(cfg.data.prepared_dir), cfg.data.image_size)
+    summary = export(cfg.export, Path(cfg.data.prepared_dir), cfg.data.image_size,
+                     tracking.tracking_uri(cfg.logger.tracking_uri))
     print(f"exported {cfg.export.out_dir}/model.onnx and model.pt; parity {summary['parity']}")
+    if summary.get("registered_version"):
+        name = cfg.export.get("registered_model") or REGISTERED_MODEL
+        print(f"registered MLflow model {name!r} version {summary['registered_version']}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""For teams: the ci pipeline against a real `mlflow server` (runs, metrics, images and the model
+registry over HTTP, artifacts proxied to --artifacts-destination), and the data and pipeline
+outputs shared through a DVC remote (a local folder stands in for S3 or a shared drive).
+See docs/ci-and-teams.md."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import copy_project
+from mlflow.tracking import MlflowClient
+from mlflow_server import BIN, clean_env, mlflow_server
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory) -> dict:
+    """An `mlflow server` (SQLite backend, proxied artifacts) and a ci `dvc repro` that tracks into
+    it through MLFLOW_TRACKING_URI, as a team member's machine would."""
+    base = tmp_path_factory.mktemp("team")
+    (base / "server").mkdir()
+    with mlflow_server(base / "server", f"sqlite:///{base / 'server' / 'srv.db'}",
+                       "--artifacts-destination", str(base / "server" / "art")) as url:
+        project = copy_project(base / "project")
+        env = clean_env(MLFLOW_TRACKING_URI=url)
+        run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
+             "--seed", "3", "--quiet"], project, env)
+        run([str(BIN / "dvc"), "add", "-q", "data/raw"], project, env)
+        run([sys.executable, "-m", "inpaintlab.params", "experiment=ci"], project, env)
+        output = run([str(BIN / "dvc"), "repro"], project, env)
+        yield {"url": url, "base": base, "project": project, "env": env, "output": output}
+
+
+def training_run(client: MlflowClient):
+    experiment = client.get_experiment_by_name("inpaintlab")
+    [found] = client.search_runs([experiment.experiment_id])
+    return found
+
+
+def test_the_run_reads_back_over_http_with_metrics_and_images(team, tmp_path):
+    client = MlflowClient(tracking_uri=team["url"])
+    found = training_run(client)
+    run_id = found.info.run_id
+    assert found.info.run_name.startswith("unet-32px-s42") and found.info.status == "FINISHED"
+    assert found.data.params["seed"] == "42" and found.data.tags["model"] == "unet"
+    for key in ["train_loss", "val_loss", "val_psnr", "val_accuracy"]:
+        assert [m.step for m in client.get_metric_history(run_id, key)] == [0, 1], key
+    assert "test_box_psnr_masked" in found.data.metrics  # evaluate logged into the same run
+
+    # artifacts went through the server to --artifacts-destination, not to a local store
+    assert found.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert not (team["project"] / "mlflow.db").exists() and not (team["project"] / "mlartifacts").exists()
+    images = [a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
+    assert len(images) == 2, images  # one validation grid per epoch
+    local = client.download_artifacts(run_id, images[-1], str(tmp_path))
+    with Image.open(local) as grid:
+        assert grid.width > 0 and grid.height > 0
+    assert list((team["base"] / "server" / "art").rglob(Path(images[-1]).name))
+    evaluation = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    assert evaluation == {"evaluation/eval.json", "evaluation/samples.png"}
+
+
+def test_export_registers_the_model_on_the_server(team):
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    client = MlflowClient(tracking_uri=team["url"])
+    [version] = client.search_model_versions("name='inpaintlab'")
+    assert version.run_id == training_run(client).info.run_id
+    with _use_tracking_uri(team["url"]):
+        model = mlflow.pyfunc.load_model(f"models:/inpaintlab/{version.version}")
+    example = model.input_example
+    output = model.predict(example)["output"]
+    assert output.shape == np.asarray(example["image"]).shape
+
+
+def test_dvc_remote_push_and_pull_restore_data_and_outputs(team, tmp_path):
+    project, env = team["project"], team["env"]
+    store = tmp_path / "dvc-store"
+    run([str(BIN / "dvc"), "remote", "add", "-d", "local", str(store)], project, env)
+    run([str(BIN / "dvc"), "push"], project, env)
+    assert any(store.rglob("*")), "dvc push wrote nothing"
+
+    before = {name: (project / name).read_bytes() for name in ["models/model.ckpt", "models/export/model.onnx"]}
+    raw_count = len(list((project / "data/raw").iterdir()))
+    for name in [".dvc/cache", "data/raw", "data/prepared", "models"]:  # another machine: no cache, no data
+        shutil.rmtree(project / name)
+    run([str(BIN / "dvc"), "pull"], project, env)
+
+    assert len(list((project / "data/raw").iterdir())) == raw_count
+    assert json.loads((project / "data/prepared/manifest.json").read_text())["skipped"] == []
+    for name, data in before.items():
+        assert (project / name).read_bytes() == data, name
+    status = run([str(BIN / "dvc"), "status"], project, env)
+    assert "up to date" in status, status  # nothing to recompute after a pull
