@@ -47,10 +47,14 @@ def main() -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
-    model_latency = timed(lambda: session.run(["output"], {"image": image, "mask": mask}), args.repeats)
+    model_latency = timed(
+        lambda: session.run(["output"], {"image": image, "mask": mask}), args.repeats
+    )
     batch_image, batch_mask = np.repeat(image, args.batch, 0), np.repeat(mask, args.batch, 0)
-    batch_time = timed(lambda: session.run(["output"], {"image": batch_image, "mask": batch_mask}),
-                       max(3, args.repeats // 4))
+    batch_time = timed(
+        lambda: session.run(["output"], {"image": batch_image, "mask": batch_mask}),
+        max(3, args.repeats // 4),
+    )
 
     bgr = (image[0].transpose(1, 2, 0) * 255).astype(np.uint8)
     mask_u8 = mask[0, 0].astype(np.uint8)
@@ -60,7 +64,9 @@ def main() -> None:
     print(f"model (onnxruntime) latency, batch 1 : {model_latency * 1e3:8.2f} ms")
     print(f"cv2.inpaint Telea latency            : {telea_latency * 1e3:8.2f} ms")
     print(f"model / Telea latency ratio          : {model_latency / telea_latency:8.2f}")
-    print(f"model throughput, batch {args.batch:<3}         : {args.batch / batch_time:8.1f} images/s")
+    print(
+        f"model throughput, batch {args.batch:<3}         : {args.batch / batch_time:8.1f} images/s"
+    )
     print(f"Telea throughput (one at a time)     : {1 / telea_latency:8.1f} images/s")
 
 

@@ -23,19 +23,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default="models/model.ckpt")
     parser.add_argument("--prepared", default="data/prepared")
-    parser.add_argument("--radius", type=int, default=3, help="cv2.inpaint radius for the baselines")
+    parser.add_argument(
+        "--radius", type=int, default=3, help="cv2.inpaint radius for the baselines"
+    )
     args = parser.parse_args()
-    cfg = OmegaConf.create({"checkpoint": args.checkpoint, "batch_size": 32, "baselines": ["telea", "ns"],
-                            "baseline_radius": args.radius, "samples_per_family": 1})
+    cfg = OmegaConf.create(
+        {
+            "checkpoint": args.checkpoint,
+            "batch_size": 32,
+            "baselines": ["telea", "ns"],
+            "baseline_radius": args.radius,
+            "samples_per_family": 1,
+        }
+    )
     started = time.perf_counter()
     result = evaluate(cfg, Path(args.prepared))
     print(format_table(result["metrics"]))
     model, baselines = result["metrics"]["model"], result["metrics"]["baselines"]
     families = [k for k in model if k not in ("all", "area_bins")]
-    worst = min(families, key=lambda f: model[f]["psnr_masked"] - max(b[f]["psnr_masked"] for b in baselines.values()))
+    worst = min(
+        families,
+        key=lambda f: (
+            model[f]["psnr_masked"] - max(b[f]["psnr_masked"] for b in baselines.values())
+        ),
+    )
     margin = model[worst]["psnr_masked"] - max(b[worst]["psnr_masked"] for b in baselines.values())
-    print(f"\nsmallest margin over the better classical method: {margin:+.2f} dB ({worst}); "
-          f"{time.perf_counter() - started:.1f}s")
+    print(
+        f"\nsmallest margin over the better classical method: {margin:+.2f} dB ({worst}); "
+        f"{time.perf_counter() - started:.1f}s"
+    )
 
 
 if __name__ == "__main__":

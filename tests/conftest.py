@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GIT_ID = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+# The CI dataset: .ci/ci-pipeline and metrics/baseline_ci.json use the same one.
+CI_DATA = ["--count", "40", "--size", "48", "--seed", "3", "--quiet"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without MLflow/DVC/inpaintlab settings (each test decides where runs go), the test's
+    venv first on PATH (DVC stages call `python`), a git identity for commits in temp repos."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "INPAINTLAB_"))
+    }
+    return env | GIT_ID | {"PATH": f"{BIN}{os.pathsep}{env['PATH']}"} | extra
+
+
+def run_ok(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run a command to completion; fail the test with its output tail unless it succeeds."""
+    result = subprocess.run(
+        cmd, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result.stdout + result.stderr
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +61,13 @@ def compose_cfg():
 
 def project_files() -> list[str]:
     """Files a fresh clone would have (tracked plus not-yet-committed, minus ignored)."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [line for line in out.stdout.splitlines() if (ROOT / line).is_file()]
 
 
@@ -42,6 +78,14 @@ def copy_project(dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def ci_project(dest: Path, env: dict[str, str] | None = None) -> Path:
+    """copy_project plus the CI dataset in data/raw, tracked by data.dvc."""
+    copy_project(dest)
+    run_ok([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", *CI_DATA], dest, env)
+    run_ok([str(BIN / "dvc"), "add", "-q", "data/raw"], dest, env)
     return dest
 
 

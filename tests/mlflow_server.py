@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from conftest import BIN, clean_env
 
 
 def free_port() -> int:
@@ -24,18 +23,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """os.environ without MLFLOW_* (the test decides where runs go), the venv first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    return env | extra
-
-
 def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"mlflow exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -43,21 +37,42 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"mlflow did not answer {url}/health within {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"mlflow did not answer {url}/health within {timeout:.0f}s:\n{log.read_text()[-3000:]}"
+    )
 
 
 @contextmanager
-def mlflow_server(workdir: Path, backend_uri: str, *extra_args: str, command: str = "server") -> Iterator[str]:
+def mlflow_server(
+    workdir: Path, backend_uri: str, *extra_args: str, command: str = "server"
+) -> Iterator[str]:
     """`mlflow <command> --backend-store-uri <backend_uri> ... <extra_args>`; yields its base URL.
     Its output goes to <workdir>/mlflow-<port>.log."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"mlflow-{port}.log"
-    cmd = [str(BIN / "mlflow"), command, "--backend-store-uri", backend_uri,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra_args]
+    cmd = [
+        str(BIN / "mlflow"),
+        command,
+        "--backend-store-uri",
+        backend_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        *extra_args,
+    ]
     with open(log, "w") as handle:
-        process = subprocess.Popen(cmd, cwd=workdir, env=clean_env(), stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # its own group: uvicorn and job runner too
+        process = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=clean_env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # its own group: uvicorn and job runner too
     try:
         wait_healthy(url, process, log)
         yield url

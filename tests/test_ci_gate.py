@@ -34,7 +34,9 @@ def ci_tolerance() -> str:
 def gate(tmp_path: Path, current: dict) -> int:
     path = tmp_path / "eval.json"
     path.write_text(json.dumps(current))
-    return check_metrics(["--baseline", str(BASELINE), "--current", str(path), "--tolerance", ci_tolerance()])
+    return check_metrics(
+        ["--baseline", str(BASELINE), "--current", str(path), "--tolerance", ci_tolerance()]
+    )
 
 
 def edited(data: dict, key: str, change) -> dict:
@@ -69,12 +71,15 @@ def test_run_to_run_noise_passes(tmp_path, baseline):
     assert gate(tmp_path, noisy) == 0
 
 
-@pytest.mark.parametrize(("key", "change"), [
-    ("model.box.psnr_masked", lambda v: v * 0.95),      # higher is better: 5% lower
-    ("model.outpaint.ssim", lambda v: v - 0.05),
-    ("model.all.l1_masked", lambda v: v * 1.10),        # lower is better: 10% higher
-    ("model.irregular.accuracy", lambda v: v - 0.05),
-])
+@pytest.mark.parametrize(
+    ("key", "change"),
+    [
+        ("model.box.psnr_masked", lambda v: v * 0.95),  # higher is better: 5% lower
+        ("model.outpaint.ssim", lambda v: v - 0.05),
+        ("model.all.l1_masked", lambda v: v * 1.10),  # lower is better: 10% higher
+        ("model.irregular.accuracy", lambda v: v - 0.05),
+    ],
+)
 def test_a_worse_model_metric_fails(tmp_path, baseline, capsys, key, change):
     assert gate(tmp_path, edited(baseline, key, change)) == 1
     assert f"regressed: {key}" in capsys.readouterr().out
@@ -92,10 +97,19 @@ def test_worse_classical_baselines_do_not_fail(tmp_path, baseline):
 
 
 def test_ci_runs_make_test_first_then_the_gate_and_the_ui_tests():
-    steps = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
-    order = [next(i for i, s in enumerate(steps) if s.startswith(cmd))
-             for cmd in ("make test", "make ci-pipeline", ".venv/bin/python -m pytest -q -m slow tests/test_ui.py")]
+    steps = [
+        line.strip()
+        for line in (ROOT / ".ci/run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    order = [
+        next(i for i, s in enumerate(steps) if s.startswith(cmd))
+        for cmd in (
+            "make test",
+            "make ci-pipeline",
+            ".venv/bin/python -m pytest -q -m slow tests/test_ui.py",
+        )
+    ]
     assert order == sorted(order), steps
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^ci-pipeline:.*\n\t\.ci/ci-pipeline$", makefile, re.M)

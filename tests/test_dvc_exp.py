@@ -5,29 +5,18 @@ log into the project's own MLflow store."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_project
+from conftest import BIN, ci_project, clean_env, run_ok
 from mlflow.tracking import MlflowClient
 
 from inpaintlab import tracking
 
-BIN = Path(sys.executable).parent
-GIT_ID = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-          "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
-
 
 def run(cmd: list[str], cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "INPAINTLAB_"))}
-    env |= GIT_ID | {"PATH": f"{BIN}{os.pathsep}{env['PATH']}", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+    return run_ok(cmd, cwd, clean_env(OMP_NUM_THREADS="1"))
 
 
 def test_store_of_a_dvc_temp_workspace_is_the_parent_projects(tmp_path, monkeypatch):
@@ -41,17 +30,19 @@ def test_store_of_a_dvc_temp_workspace_is_the_parent_projects(tmp_path, monkeypa
     assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'project' / 'mlflow.db'}"
     monkeypatch.setenv("DVC_ROOT", str(tmp_path / "elsewhere"))  # DVC sets it for every stage
     assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
-    assert tracking.artifact_location(tracking.tracking_uri()) == (tmp_path / "elsewhere" / "mlartifacts").as_uri()
+    assert (
+        tracking.artifact_location(tracking.tracking_uri())
+        == (tmp_path / "elsewhere" / "mlartifacts").as_uri()
+    )
     assert tracking.tracking_uri("http://mlflow:5000") == "http://mlflow:5000"
 
 
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory) -> Path:
     """A project copy with tiny data tracked by DVC, committed (dvc exp needs a commit)."""
-    project = copy_project(tmp_path_factory.mktemp("dvcexp") / "project")
-    run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
-         "--seed", "3", "--quiet"], project)
-    run([str(BIN / "dvc"), "add", "-q", "data/raw"], project)
+    project = ci_project(
+        tmp_path_factory.mktemp("dvcexp") / "project", clean_env(OMP_NUM_THREADS="1")
+    )
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline"], project)
     return project
@@ -60,14 +51,21 @@ def committed(tmp_path_factory) -> Path:
 def experiments(project: Path) -> dict[str, dict]:
     """{experiment name: its data} from `dvc exp show --json`."""
     rows = json.loads(run([str(BIN / "dvc"), "exp", "show", "--json"], project))
-    return {rev["name"]: rev["data"] for row in rows for exp in row.get("experiments") or []
-            for rev in exp["revs"] if rev.get("name")}
+    return {
+        rev["name"]: rev["data"]
+        for row in rows
+        for exp in row.get("experiments") or []
+        for rev in exp["revs"]
+        if rev.get("name")
+    }
 
 
 def mlflow_run(project: Path, exp_name: str):
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("inpaintlab")
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.dvc_exp = '{exp_name}'")
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.dvc_exp = '{exp_name}'"
+    )
     assert len(runs) == 1, exp_name
     return runs[0]
 
@@ -77,7 +75,9 @@ def test_exp_run_composes_conf_and_exp_show_lists_its_metrics(committed):
     name = re.search(r"Ran experiment\(s\): (\S+)", out).group(1)
     data = experiments(committed)[name]
     assert data["params"]["params.yaml"]["data"]["seed"] == 7
-    assert data["params"]["params.yaml"]["data"]["data"]["image_size"] == 32  # experiment=ci composed
+    assert (
+        data["params"]["params.yaml"]["data"]["data"]["image_size"] == 32
+    )  # experiment=ci composed
     model = data["metrics"]["metrics/eval.json"]["data"]["model"]
     assert model["all"]["psnr_masked"] > 0 and model["all"]["n"] > 0
     assert data["metrics"]["metrics/train.json"]["data"]["epochs"] == 2
@@ -88,8 +88,21 @@ def test_exp_run_composes_conf_and_exp_show_lists_its_metrics(committed):
 
 @pytest.mark.slow  # ~30 s more on 2 cores: the whole pipeline again, in DVC's temp copy
 def test_queued_experiment_logs_into_the_projects_mlflow_store(committed):
-    run([str(BIN / "dvc"), "exp", "run", "--queue", "-n", "queued-s8", "-S", "experiment=ci", "-S", "seed=8"],
-        committed)
+    run(
+        [
+            str(BIN / "dvc"),
+            "exp",
+            "run",
+            "--queue",
+            "-n",
+            "queued-s8",
+            "-S",
+            "experiment=ci",
+            "-S",
+            "seed=8",
+        ],
+        committed,
+    )
     run([str(BIN / "dvc"), "exp", "run", "--run-all"], committed)
     data = experiments(committed)["queued-s8"]
     assert data["metrics"]["metrics/eval.json"]["data"]["model"]["all"]["n"] > 0

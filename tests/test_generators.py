@@ -42,7 +42,9 @@ def test_ci_composition_follows_base_channels(compose_cfg, name):
     generator = hydra.utils.instantiate(cfg.model.generator)
     assert isinstance(generator.bottleneck, BOTTLENECKS[name])
     features = {}
-    generator.bottleneck.register_forward_hook(lambda m, i, out: features.__setitem__("shape", tuple(out.shape)))
+    generator.bottleneck.register_forward_hook(
+        lambda m, i, out: features.__setitem__("shape", tuple(out.shape))
+    )
     image, mask = random_batch(2, 32, 48)
     with torch.no_grad():
         out = generator.eval()(image, mask)
@@ -83,7 +85,9 @@ def test_matmul_dft_equals_torch_fft(size):
     x = torch.randn(2, 3, h, w)
     re, im = rfft2(x)
     reference = torch.fft.rfft2(x, norm="ortho")
-    assert torch.allclose(re, reference.real, atol=1e-5) and torch.allclose(im, reference.imag, atol=1e-5)
+    assert torch.allclose(re, reference.real, atol=1e-5) and torch.allclose(
+        im, reference.imag, atol=1e-5
+    )
     spectrum = torch.randn(2, 3, h, w // 2 + 1, dtype=torch.complex64)  # not Hermitian-consistent
     expected = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho")
     assert torch.allclose(irfft2(spectrum.real, spectrum.imag, w), expected, atol=1e-5)
@@ -105,8 +109,14 @@ def test_trains_through_the_lightning_module(compose_cfg, name):
     cfg = compose_cfg(f"model={name}", "experiment=ci")
     module = InpaintModule(model=cfg.model, loss=cfg.loss, optim=cfg.optim)
     before = {k: v.clone() for k, v in module.generator.bottleneck.state_dict().items()}
-    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, DataLoader(RandomInpainting(), batch_size=4))
     assert trainer.global_step == 2
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
@@ -122,7 +132,9 @@ def test_trains_through_the_lightning_module(compose_cfg, name):
 @pytest.mark.parametrize("name", MODELS)
 def test_export_parity_at_untraced_sizes(tmp_path, name):
     torch.manual_seed(0)
-    generator = off_identity(UNetGenerator(base_channels=8, bottleneck=BOTTLENECKS[name](base_channels=8)))
+    generator = off_identity(
+        UNetGenerator(base_channels=8, bottleneck=BOTTLENECKS[name](base_channels=8))
+    )
     example = random_batch(1, 32, 32)
     export_onnx(generator, tmp_path / "model.onnx", example, 17, {"model": name})
     export_torchscript(generator, tmp_path / "model.pt", example, {"model": name})

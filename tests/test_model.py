@@ -18,7 +18,9 @@ def trace_shapes(generator: UNetGenerator, size: int) -> dict[str, tuple[int, ..
     nhwc = lambda t: tuple(t.permute(0, 2, 3, 1).shape[1:])  # noqa: E731
     shapes["input"] = nhwc(image)
     shapes["masked_input"] = nhwc(mask_input(image, mask))
-    hook = generator.encoder.register_forward_hook(lambda m, i, out: shapes.__setitem__("features", nhwc(out[0])))
+    hook = generator.encoder.register_forward_hook(
+        lambda m, i, out: shapes.__setitem__("features", nhwc(out[0]))
+    )
     with torch.no_grad():
         shapes["output"] = nhwc(generator(image, mask))
     hook.remove()

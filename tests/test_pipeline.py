@@ -5,39 +5,29 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import copy_project
+from conftest import BIN, ci_project, run_ok
 from mlflow.tracking import MlflowClient
 
-BIN = Path(sys.executable).parent
-
-
-def run(cmd: list[str], cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"  # stages call `python`: the test's venv
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+run = run_ok
 
 
 def ran_stages(output: str) -> set[str]:
-    return {name for name in ("prepare", "train", "evaluate", "export") if f"Running stage '{name}'" in output}
+    return {
+        name
+        for name in ("prepare", "train", "evaluate", "export")
+        if f"Running stage '{name}'" in output
+    }
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> dict:
     """One real pipeline run shared by the assertions below (it is the slow part)."""
-    project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
-    run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
-         "--seed", "3", "--quiet"], project)
-    run([str(BIN / "dvc"), "add", "-q", "data/raw"], project)
+    project = ci_project(tmp_path_factory.mktemp("e2e") / "project")
     run([sys.executable, "-m", "inpaintlab.params", "experiment=ci"], project)
     first = run([str(BIN / "dvc"), "repro"], project)
     return {"project": project, "first": first}
@@ -46,9 +36,16 @@ def pipeline(tmp_path_factory) -> dict:
 def test_repro_runs_all_four_stages_and_writes_the_contract_files(pipeline):
     project = pipeline["project"]
     assert ran_stages(pipeline["first"]) == {"prepare", "train", "evaluate", "export"}
-    for name in ["data/prepared/manifest.json", "models/model.ckpt", "metrics/train.json",
-                 "plots/train_history.csv", "reports/samples.png", "models/export/model.onnx",
-                 "models/export/model.pt", "models/export/export.json"]:
+    for name in [
+        "data/prepared/manifest.json",
+        "models/model.ckpt",
+        "metrics/train.json",
+        "plots/train_history.csv",
+        "reports/samples.png",
+        "models/export/model.onnx",
+        "models/export/model.pt",
+        "models/export/export.json",
+    ]:
         assert (project / name).is_file(), name
     manifest = json.loads((project / "data/prepared/manifest.json").read_text())
     assert sum(manifest["counts"].values()) == 40 and manifest["skipped"] == []
@@ -56,7 +53,14 @@ def test_repro_runs_all_four_stages_and_writes_the_contract_files(pipeline):
     with open(project / "plots/train_history.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_psnr"]
+    assert list(rows[0]) == [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "val_psnr",
+    ]
 
 
 def test_eval_json_follows_the_design_schema(pipeline):
@@ -78,7 +82,9 @@ def test_export_matches_the_contract_and_the_checkpoint(pipeline):
     info = json.loads((export_dir / "export.json").read_text())
     assert info["image_size"] == 32 and info["model"] == "unet"
     assert info["parity"]["onnx_vs_ckpt"] < 1e-4 and info["parity"]["torchscript_vs_ckpt"] < 1e-4
-    session = ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     assert [i.name for i in session.get_inputs()] == ["image", "mask"]
     assert [o.name for o in session.get_outputs()] == ["output"]
     rng = np.random.default_rng(0)
@@ -131,9 +137,13 @@ def test_export_registers_the_onnx_model_under_the_training_run(pipeline):
     example = pyfunc.input_example
     assert example["image"].shape == (1, 3, 32, 32) and example["mask"].any()
     output = pyfunc.predict(example)["output"]
-    session = ort.InferenceSession(str(project / "models/export/model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(project / "models/export/model.onnx"), providers=["CPUExecutionProvider"]
+    )
     feed = {k: np.asarray(v, np.float32) for k, v in example.items()}
-    np.testing.assert_allclose(output, session.run(["output"], feed)[0], atol=1e-6)  # the exported file
+    np.testing.assert_allclose(
+        output, session.run(["output"], feed)[0], atol=1e-6
+    )  # the exported file
     keep = 1 - example["mask"]
     assert np.array_equal(output * keep, example["image"] * keep)  # composited
 
@@ -141,7 +151,10 @@ def test_export_registers_the_onnx_model_under_the_training_run(pipeline):
 def test_second_repro_runs_nothing_and_a_training_change_skips_prepare(pipeline):
     project = pipeline["project"]
     assert ran_stages(run([str(BIN / "dvc"), "repro"], project)) == set()
-    run([sys.executable, "-m", "inpaintlab.params", "experiment=ci", "trainer.max_epochs=1"], project)
+    run(
+        [sys.executable, "-m", "inpaintlab.params", "experiment=ci", "trainer.max_epochs=1"],
+        project,
+    )
     assert ran_stages(run([str(BIN / "dvc"), "repro"], project)) == {"train", "evaluate", "export"}
     shown = run([str(BIN / "dvc"), "metrics", "show"], project)
     assert "metrics/eval.json" in shown and "best_val_psnr" in shown, shown

@@ -20,7 +20,9 @@ def write_odd_images(raw: Path, rng: np.random.Generator) -> None:
     """Ten good RGB images, plus grayscale, RGBA, 16-bit, a corrupt file and a non-image."""
     raw.mkdir(parents=True)
     for i in range(10):
-        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(raw / f"rgb_{i}.png")
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(
+            raw / f"rgb_{i}.png"
+        )
     Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(raw / "gray.png")
     Image.fromarray(rng.integers(0, 255, (48, 48, 4), dtype=np.uint8)).save(raw / "rgba.png")
     cv2.imwrite(str(raw / "deep16.png"), rng.integers(0, 65535, (48, 48, 3), dtype=np.uint16))
@@ -76,9 +78,19 @@ def test_split_is_stable_when_photos_are_added():
 
 
 def run_stage(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inpaintlab.prepare", "experiment=ci",
-                           f"hydra.run.dir={tmp_path / 'hydra'}", *overrides],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inpaintlab.prepare",
+            "experiment=ci",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -98,7 +110,9 @@ def test_user_mistakes_are_one_line_errors(tmp_path, setup, override, message):
         (raw / "b.jpg").write_bytes(b"")
     elif setup == "good":
         write_odd_images(raw, np.random.default_rng(2))
-    args = [f"data.raw_dir={raw}", f"data.prepared_dir={tmp_path / 'out'}"] + ([override] if override else [])
+    args = [f"data.raw_dir={raw}", f"data.prepared_dir={tmp_path / 'out'}"] + (
+        [override] if override else []
+    )
     result = run_stage(tmp_path, *args)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -68,11 +68,15 @@ def test_register_logs_into_the_training_run_and_the_version_predicts(tmp_path, 
     ended = client.get_run(run.info.run_id).info.end_time
     env_before = os.environ.get("MLFLOW_TRACKING_URI")
     uri_before = tracking_utils._tracking_uri
-    example = {"image": np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32),
-               "mask": np.zeros((1, 1, 16, 16), np.float32)}
+    example = {
+        "image": np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32),
+        "mask": np.zeros((1, 1, 16, 16), np.float32),
+    }
     example["mask"][..., 4:12, 4:12] = 1
 
-    version = register_onnx(onnx_path, run.info.run_id, uri, example, metadata={"model": "composite"})
+    version = register_onnx(
+        onnx_path, run.info.run_id, uri, example, metadata={"model": "composite"}
+    )
 
     assert version == "1"
     # the process's MLflow settings are as they were (set_tracking_uri also exports the variable)
@@ -100,7 +104,10 @@ def test_register_logs_into_the_training_run_and_the_version_predicts(tmp_path, 
 def test_a_registry_failure_is_a_warning_not_an_error(onnx_path, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    example = {"image": np.zeros((1, 3, 16, 16), np.float32), "mask": np.ones((1, 1, 16, 16), np.float32)}
+    example = {
+        "image": np.zeros((1, 3, 16, 16), np.float32),
+        "mask": np.ones((1, 1, 16, 16), np.float32),
+    }
     with caplog.at_level(logging.WARNING, logger="inpaintlab.export"):
         assert register_onnx(onnx_path, "0" * 32, "http://127.0.0.1:9", example) is None
         assert register_onnx(onnx_path, None, "http://127.0.0.1:9", example) is None

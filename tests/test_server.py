@@ -7,24 +7,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_project
+from conftest import BIN, ci_project, clean_env, run_ok
 from mlflow.tracking import MlflowClient
-from mlflow_server import BIN, clean_env, mlflow_server
+from mlflow_server import mlflow_server
 from PIL import Image
 
 pytestmark = pytest.mark.slow
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+run = run_ok
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +29,14 @@ def team(tmp_path_factory) -> dict:
     it through MLFLOW_TRACKING_URI, as a team member's machine would."""
     base = tmp_path_factory.mktemp("team")
     (base / "server").mkdir()
-    with mlflow_server(base / "server", f"sqlite:///{base / 'server' / 'srv.db'}",
-                       "--artifacts-destination", str(base / "server" / "art")) as url:
-        project = copy_project(base / "project")
+    with mlflow_server(
+        base / "server",
+        f"sqlite:///{base / 'server' / 'srv.db'}",
+        "--artifacts-destination",
+        str(base / "server" / "art"),
+    ) as url:
         env = clean_env(MLFLOW_TRACKING_URI=url)
-        run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
-             "--seed", "3", "--quiet"], project, env)
-        run([str(BIN / "dvc"), "add", "-q", "data/raw"], project, env)
+        project = ci_project(base / "project", env)
         run([sys.executable, "-m", "inpaintlab.params", "experiment=ci"], project, env)
         output = run([str(BIN / "dvc"), "repro"], project, env)
         yield {"url": url, "base": base, "project": project, "env": env, "output": output}
@@ -63,7 +60,10 @@ def test_the_run_reads_back_over_http_with_metrics_and_images(team, tmp_path):
 
     # artifacts went through the server to --artifacts-destination, not to a local store
     assert found.info.artifact_uri.startswith("mlflow-artifacts:")
-    assert not (team["project"] / "mlflow.db").exists() and not (team["project"] / "mlartifacts").exists()
+    assert (
+        not (team["project"] / "mlflow.db").exists()
+        and not (team["project"] / "mlartifacts").exists()
+    )
     images = [a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
     assert len(images) == 2, images  # one validation grid per epoch
     local = client.download_artifacts(run_id, images[-1], str(tmp_path))
@@ -95,9 +95,17 @@ def test_dvc_remote_push_and_pull_restore_data_and_outputs(team, tmp_path):
     run([str(BIN / "dvc"), "push"], project, env)
     assert any(store.rglob("*")), "dvc push wrote nothing"
 
-    before = {name: (project / name).read_bytes() for name in ["models/model.ckpt", "models/export/model.onnx"]}
+    before = {
+        name: (project / name).read_bytes()
+        for name in ["models/model.ckpt", "models/export/model.onnx"]
+    }
     raw_count = len(list((project / "data/raw").iterdir()))
-    for name in [".dvc/cache", "data/raw", "data/prepared", "models"]:  # another machine: no cache, no data
+    for name in [
+        ".dvc/cache",
+        "data/raw",
+        "data/prepared",
+        "models",
+    ]:  # another machine: no cache, no data
         shutil.rmtree(project / name)
     run([str(BIN / "dvc"), "pull"], project, env)
 

@@ -8,42 +8,30 @@ tiny prepared dataset in a temp copy of the project and read the runs back with 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, copy_project
+from conftest import ROOT, ci_project, clean_env, run_ok
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from inpaintlab import tracking
 
-BIN = Path(sys.executable).parent
-
 
 def run(cmd: list[str], cwd: Path, omp: str | None = "1") -> str:
     """Run with the test's venv, no inherited MLflow settings, one torch thread per process unless
     told otherwise (the machine is shared; these tiny models train faster single-threaded)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "DVC_", "INPAINTLAB_", "OMP_", "MKL_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    if omp:
-        env["OMP_NUM_THREADS"] = omp
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+    env = {k: v for k, v in clean_env().items() if not k.startswith(("OMP_", "MKL_"))}
+    return run_ok(cmd, cwd, env | ({"OMP_NUM_THREADS": omp} if omp else {}))
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     """A project copy with 40 tiny images prepared at experiment=ci."""
-    project = copy_project(tmp_path_factory.mktemp("sweeps") / "project")
-    run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
-         "--seed", "3", "--quiet"], project)
+    project = ci_project(tmp_path_factory.mktemp("sweeps") / "project")
     run([sys.executable, "-m", "inpaintlab.prepare", "experiment=ci"], project)
     return project
 
@@ -77,20 +65,37 @@ def check_sweep(uri: str, seeds: list[int]) -> tuple[object, list]:
         assert child.data.tags["experiment"] == "ci"
         assert f"seed={seed}" in child.data.tags["overrides"]
         job_dir = sweep_dir / child.data.tags["sweep_job"]
-        checkpoint = torch.load(job_dir / "models/model.ckpt", map_location="cpu", weights_only=False)
+        checkpoint = torch.load(
+            job_dir / "models/model.ckpt", map_location="cpu", weights_only=False
+        )
         assert checkpoint["inpaintlab"]["mlflow_run_id"] == child.info.run_id
         summary = json.loads((job_dir / "metrics/train.json").read_text())
         assert summary["best_val_psnr"] == pytest.approx(child.data.metrics["best_val_psnr"])
         assert (job_dir / "plots/train_history.csv").is_file()
     assert parent.data.metrics["jobs"] == len(seeds)
-    assert parent.data.metrics["best_val_psnr"] == max(r.data.metrics["best_val_psnr"] for r in children)
-    assert json.loads((sweep_dir / tracking.SWEEP_FILE).read_text())["parent_run_id"] == parent.info.run_id
+    assert parent.data.metrics["best_val_psnr"] == max(
+        r.data.metrics["best_val_psnr"] for r in children
+    )
+    assert (
+        json.loads((sweep_dir / tracking.SWEEP_FILE).read_text())["parent_run_id"]
+        == parent.info.run_id
+    )
     return parent, children
 
 
 def test_multirun_logs_each_job_as_a_child_run_and_writes_into_job_dirs(prepared):
-    run([sys.executable, "-m", "inpaintlab.train", "-m", "experiment=ci", "seed=1,2",
-         "trainer.enable_progress_bar=false"], prepared)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "inpaintlab.train",
+            "-m",
+            "experiment=ci",
+            "seed=1,2",
+            "trainer.enable_progress_bar=false",
+        ],
+        prepared,
+    )
     check_sweep(f"sqlite:///{prepared / 'mlflow.db'}", [1, 2])
     # the single-run (DVC) outputs stay untouched (metrics/ itself holds the committed CI baseline)
     for name in ["models/model.ckpt", "metrics/train.json", "plots/train_history.csv"]:
@@ -99,15 +104,31 @@ def test_multirun_logs_each_job_as_a_child_run_and_writes_into_job_dirs(prepared
 
 def test_joblib_multirun_runs_in_parallel_on_a_fresh_store(prepared, tmp_path):
     db = tmp_path / "fresh.db"  # a fresh SQLite file: jobs must not race creating its tables
-    out = run([sys.executable, "-m", "inpaintlab.train", "-m", "hydra/launcher=parallel", "experiment=ci",
-               "seed=3,4", f"logger.tracking_uri=sqlite:///{db}", "trainer.enable_progress_bar=false",
-               f"hydra.sweep.dir={tmp_path / 'sweep'}"], prepared, omp=None)
+    out = run(
+        [
+            sys.executable,
+            "-m",
+            "inpaintlab.train",
+            "-m",
+            "hydra/launcher=parallel",
+            "experiment=ci",
+            "seed=3,4",
+            f"logger.tracking_uri=sqlite:///{db}",
+            "trainer.enable_progress_bar=false",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        prepared,
+        omp=None,
+    )
     assert "Joblib.Parallel(n_jobs=2" in out
     parent, children = check_sweep(f"sqlite:///{db}", [3, 4])
     assert parent.data.tags["launcher"] == "parallel"
     threads = max(1, tracking.available_cpus() // 2)  # the CPUs shared by the 2 jobs
     for job in ["0", "1"]:
-        assert f"torch threads: {threads} (OMP_NUM_THREADS={threads})" in (tmp_path / "sweep" / job / "train.log").read_text()
+        assert (
+            f"torch threads: {threads} (OMP_NUM_THREADS={threads})"
+            in (tmp_path / "sweep" / job / "train.log").read_text()
+        )
 
 
 # --- units: names, threads, configs ---------------------------------------------------------------
@@ -115,12 +136,22 @@ def test_joblib_multirun_runs_in_parallel_on_a_fresh_store(prepared, tmp_path):
 
 def test_run_name_shows_what_varies_between_jobs():
     sweep = ["experiment=ci", "seed=1,2", "trainer.enable_progress_bar=false"]
-    job = ["experiment=ci", "seed=2", "trainer.enable_progress_bar=False"]  # basic sweeper rewrites bools
+    job = [
+        "experiment=ci",
+        "seed=2",
+        "trainer.enable_progress_bar=False",
+    ]  # basic sweeper rewrites bools
     assert tracking.varying_overrides(job, sweep) == ["seed=2"]
     optuna = ["optim.lr=0.0022694720080878735", "loss.hole_l2=1.0", "hparams_search=psnr_optuna"]
     assert tracking.varying_overrides(optuna, ["hparams_search=psnr_optuna"]) == optuna[:2]
-    cfg = OmegaConf.create({"logger": {"run_name": None}, "model": {"name": "unet"},
-                            "data": {"image_size": 32}, "seed": 2})
+    cfg = OmegaConf.create(
+        {
+            "logger": {"run_name": None},
+            "model": {"name": "unet"},
+            "data": {"image_size": 32},
+            "seed": 2,
+        }
+    )
     info = tracking.JobInfo(multirun=True, overrides=optuna)
     parent = tracking.SweepParent("id", "sweep", "uri", "0", ["hparams_search=psnr_optuna"])
     assert tracking.run_name(cfg, info, parent) == "unet-32px-s2 optim.lr=0.002269 loss.hole_l2=1.0"
@@ -131,7 +162,12 @@ def test_threads_are_shared_among_parallel_jobs(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
     assert tracking.threads_per_job(None) == 8
-    assert tracking.threads_per_job({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}) == 8
+    assert (
+        tracking.threads_per_job(
+            {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
+        )
+        == 8
+    )
     assert tracking.threads_per_job({"_target_": joblib, "n_jobs": 2}) == 4
     assert tracking.threads_per_job({"_target_": joblib, "n_jobs": -1}) == 1  # joblib: all CPUs
     assert tracking.threads_per_job({"_target_": joblib, "n_jobs": 16}) == 1
@@ -156,9 +192,16 @@ def test_search_and_launcher_configs_compose():
     grid = hydra_cfg("hparams_search=psnr_grid")
     assert grid.hydra.mode.name == "MULTIRUN" and "optim.lr" in grid.hydra.sweeper.params
     optuna = hydra_cfg("hparams_search=psnr_optuna")
-    assert "optuna" in optuna.hydra.sweeper._target_ and optuna.hydra.sweeper.direction == "maximize"
-    assert set(optuna.hydra.sweeper.params) == {"optim.lr", "model.generator.base_channels", "loss.valid_l1",
-                                                "loss.hole_l2", "loss.gradient"}
+    assert (
+        "optuna" in optuna.hydra.sweeper._target_ and optuna.hydra.sweeper.direction == "maximize"
+    )
+    assert set(optuna.hydra.sweeper.params) == {
+        "optim.lr",
+        "model.generator.base_channels",
+        "loss.valid_l1",
+        "loss.hole_l2",
+        "loss.gradient",
+    }
     parallel = hydra_cfg("hydra/launcher=parallel")
     assert "joblib" in parallel.hydra.launcher._target_ and parallel.hydra.launcher.n_jobs == 2
     callbacks = hydra_cfg().hydra.callbacks

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,18 +19,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import copy_project
+from conftest import BIN, ci_project, run_ok
 from mlflow.tracking import MlflowClient
-from mlflow_server import BIN, clean_env, mlflow_server
+from mlflow_server import mlflow_server
 from PIL import Image
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1600,1000"]
+CHROME_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+]
 WAIT_S = 90  # a 2-core machine under load renders the React app slowly
 
 
@@ -46,9 +53,7 @@ def browser_missing() -> str | None:
     return None
 
 
-def run(cmd: list[str], cwd: Path) -> None:
-    result = subprocess.run(cmd, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+run = run_ok
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +64,22 @@ def store(tmp_path_factory) -> Path:
         if os.environ.get("INPAINTLAB_REQUIRE_UI") == "1":
             pytest.fail(f"INPAINTLAB_REQUIRE_UI=1 but {reason}")
         pytest.skip(reason)
-    project = copy_project(tmp_path_factory.mktemp("ui") / "project")
-    run([str(BIN / "inpaintlab"), "data", "synth", "--out", "data/raw", "--count", "40", "--size", "48",
-         "--seed", "3", "--quiet"], project)
-    run([str(BIN / "dvc"), "add", "-q", "data/raw"], project)
+    project = ci_project(tmp_path_factory.mktemp("ui") / "project")
     run([sys.executable, "-m", "inpaintlab.params", "experiment=ci"], project)
     run([str(BIN / "dvc"), "repro"], project)
-    run([sys.executable, "-m", "inpaintlab.train", "experiment=ci", "seed=7", "trainer.max_epochs=1",
-         "trainer.enable_progress_bar=false", "hydra.run.dir=logs/hydra/ui-seed7"], project)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "inpaintlab.train",
+            "experiment=ci",
+            "seed=7",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "hydra.run.dir=logs/hydra/ui-seed7",
+        ],
+        project,
+    )
     return project
 
 
@@ -124,7 +137,9 @@ def open_and_wait(driver, url: str, ready: Callable[[object], object], what: str
         value = WebDriverWait(driver, WAIT_S, poll_frequency=0.5).until(ready)
     except TimeoutException:
         shots(driver, f"{name}_timeout")
-        pytest.fail(f"{what} not shown at {url} within {WAIT_S}s; page text:\n{page_text(driver)[:2000]}")
+        pytest.fail(
+            f"{what} not shown at {url} within {WAIT_S}s; page text:\n{page_text(driver)[:2000]}"
+        )
     time.sleep(0.5)  # let the last paint land before the screenshot
     shots(driver, name)
     return value
@@ -150,7 +165,11 @@ def ci_runs(ui: str):
 def test_experiment_page_lists_the_runs_by_name(ui, browser, shots):
     _, experiment_id, runs = ci_runs(ui)
     names = [r.info.run_name for r in runs]
-    assert len(names) == 2 and names[0].startswith("unet-32px-s42") and names[1].startswith("unet-32px-s7")
+    assert (
+        len(names) == 2
+        and names[0].startswith("unet-32px-s42")
+        and names[1].startswith("unet-32px-s7")
+    )
     # "Model training" view of the runs table (the UI opens experiments in its GenAI view)
     url = f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     open_and_wait(browser, url, has_text(*names), "run names", shots, "runs")
@@ -160,9 +179,17 @@ def test_run_page_shows_the_metrics(ui, browser, shots):
     _, experiment_id, runs = ci_runs(ui)
     first = runs[0]
     psnr = first.data.metrics["val_psnr"]
-    url = f"{ui}/#/experiments/{experiment_id}/runs/{first.info.run_id}?workflowType=machine_learning"
-    open_and_wait(browser, url, has_text(first.info.run_name, "val_psnr", "test_box_psnr_masked"),
-                  "the run's metrics", shots, "run")
+    url = (
+        f"{ui}/#/experiments/{experiment_id}/runs/{first.info.run_id}?workflowType=machine_learning"
+    )
+    open_and_wait(
+        browser,
+        url,
+        has_text(first.info.run_name, "val_psnr", "test_box_psnr_masked"),
+        "the run's metrics",
+        shots,
+        "run",
+    )
     text = page_text(browser)
     shown = f"{math.floor(psnr * 100) / 100:.2f}"  # the UI prints more digits: compare a prefix
     assert shown in text, f"val_psnr {psnr} not on the page:\n{text[:2000]}"
@@ -171,7 +198,9 @@ def test_run_page_shows_the_metrics(ui, browser, shots):
 def test_logged_sample_grid_renders_in_the_artifacts_view(ui, browser, shots, tmp_path):
     client, experiment_id, runs = ci_runs(ui)
     run_id = runs[0].info.run_id
-    grids = sorted(a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png"))
+    grids = sorted(
+        a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")
+    )
     assert grids, "no val_samples image logged"
     with Image.open(client.download_artifacts(run_id, grids[-1], str(tmp_path))) as image:
         width = image.width
@@ -181,7 +210,8 @@ def test_logged_sample_grid_renders_in_the_artifacts_view(ui, browser, shots, tm
         """naturalWidth of the previewed artifact (a blob: image), 0 while loading."""
         return driver.execute_script(
             "return Math.max(0, ...Array.from(document.images)"
-            ".filter(i => i.src.startsWith('blob:') && i.complete).map(i => i.naturalWidth))")
+            ".filter(i => i.src.startsWith('blob:') && i.complete).map(i => i.naturalWidth))"
+        )
 
     shown = open_and_wait(browser, url, rendered, "the sample grid image", shots, "artifact_image")
     assert shown == width  # the preview is the logged PNG itself
@@ -192,5 +222,11 @@ def test_registered_model_page_lists_the_version(ui, browser, shots):
     client = MlflowClient(tracking_uri=ui)
     [version] = client.search_model_versions("name='inpaintlab'")
     url = f"{ui}/#/models/inpaintlab?workflowType=machine_learning"
-    open_and_wait(browser, url, has_text("inpaintlab", f"Version {version.version}"),
-                  "the registered model's version", shots, "registered_model")
+    open_and_wait(
+        browser,
+        url,
+        has_text("inpaintlab", f"Version {version.version}"),
+        "the registered model's version",
+        shots,
+        "registered_model",
+    )

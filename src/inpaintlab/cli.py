@@ -39,7 +39,9 @@ def data_main(argv: list[str]) -> int:
     from inpaintlab.data.synthetic import write_dataset
 
     try:
-        paths = write_dataset(args.out, count=args.count, size=args.size, seed=args.seed, progress=not args.quiet)
+        paths = write_dataset(
+            args.out, count=args.count, size=args.size, seed=args.seed, progress=not args.quiet
+        )
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

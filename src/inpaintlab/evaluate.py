@@ -42,15 +42,24 @@ def load_test_set(prepared_dir: Path) -> tuple[torch.Tensor, dict[str, np.ndarra
 
 
 @torch.no_grad()
-def run_model(generator: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, batch_size: int) -> torch.Tensor:
-    outputs = [generator(images[i : i + batch_size], masks[i : i + batch_size])
-               for i in range(0, len(images), batch_size)]
+def run_model(
+    generator: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    outputs = [
+        generator(images[i : i + batch_size], masks[i : i + batch_size])
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(outputs).clamp(0, 1)
 
 
-def run_baseline(method: str, images: torch.Tensor, masks: torch.Tensor, radius: int) -> torch.Tensor:
+def run_baseline(
+    method: str, images: torch.Tensor, masks: torch.Tensor, radius: int
+) -> torch.Tensor:
     as_uint8 = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-    filled = [classical_inpaint(img, m[0].numpy(), method, radius) for img, m in zip(as_uint8, masks, strict=True)]
+    filled = [
+        classical_inpaint(img, m[0].numpy(), method, radius)
+        for img, m in zip(as_uint8, masks, strict=True)
+    ]
     return torch.stack([to_tensor(f) for f in filled])
 
 
@@ -67,7 +76,9 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
         m: defaultdict(lambda: defaultdict(list)) for m in methods
     }
     sample_rows: list[list[torch.Tensor]] = []
-    for family, masks_np in tqdm(family_masks.items(), desc="evaluate", unit="family", disable=None):
+    for family, masks_np in tqdm(
+        family_masks.items(), desc="evaluate", unit="family", disable=None
+    ):
         masks = torch.from_numpy(masks_np.astype(np.float32))[:, None]
         bins = [f"area:{area_bin(mask_area(m))}" for m in masks_np]
         outputs = {"model": run_model(generator, images, masks, cfg.batch_size)}
@@ -80,14 +91,22 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
                     for group in (family, bins[i], "all"):
                         values[method][group][name].append(value)
         k = cfg.samples_per_family
-        sample_rows.append([masked_view(images[:k], masks[:k]), outputs["model"][:k],
-                            *(outputs[b][:k] for b in cfg.baselines), images[:k]])
+        sample_rows.append(
+            [
+                masked_view(images[:k], masks[:k]),
+                outputs["model"][:k],
+                *(outputs[b][:k] for b in cfg.baselines),
+                images[:k],
+            ]
+        )
 
     def summarise(method: str) -> dict:
         """{family: M, ..., "all": M, "area_bins": {"0-10": M, ...}} (bins by masked area, %)."""
         groups = values[method]
         summary = {group: summarize(groups[group]) for group in [*family_masks, "all"]}
-        bins = sorted((g for g in groups if g.startswith("area:")), key=lambda g: int(g[5:].split("-")[0]))
+        bins = sorted(
+            (g for g in groups if g.startswith("area:")), key=lambda g: int(g[5:].split("-")[0])
+        )
         summary["area_bins"] = {g[5:]: summarize(groups[g]) for g in bins}
         return summary
 
@@ -130,8 +149,12 @@ def main(cfg: DictConfig) -> None:
     tmp = samples_path.with_name(f".{samples_path.stem}.tmp.png")
     cv2.imwrite(str(tmp), result["grid"][..., ::-1])
     tmp.replace(samples_path)
-    log_to_training_run(result["run_id"], result["metrics"], [metrics_path, samples_path],
-                        tracking.tracking_uri(cfg.logger.tracking_uri))
+    log_to_training_run(
+        result["run_id"],
+        result["metrics"],
+        [metrics_path, samples_path],
+        tracking.tracking_uri(cfg.logger.tracking_uri),
+    )
     from inpaintlab.report import format_table
 
     print(format_table(result["metrics"]))

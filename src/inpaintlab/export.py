@@ -43,15 +43,28 @@ REGISTERED_MODEL = "inpaintlab"
 EXAMPLE_MAX_SIDE = 64  # the input example is stored as JSON next to the model: keep it small
 
 
-def export_onnx(generator: torch.nn.Module, path: Path, example: tuple[torch.Tensor, torch.Tensor],
-                opset: int, metadata: dict[str, str]) -> None:
+def export_onnx(
+    generator: torch.nn.Module,
+    path: Path,
+    example: tuple[torch.Tensor, torch.Tensor],
+    opset: int,
+    metadata: dict[str, str],
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            generator, example, str(path), dynamo=False, opset_version=opset,
-            input_names=["image", "mask"], output_names=["output"],
-            dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}, "mask": {0: "N", 2: "H", 3: "W"},
-                          "output": {0: "N", 2: "H", 3: "W"}},
+            generator,
+            example,
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["image", "mask"],
+            output_names=["output"],
+            dynamic_axes={
+                "image": {0: "N", 2: "H", 3: "W"},
+                "mask": {0: "N", 2: "H", 3: "W"},
+                "output": {0: "N", 2: "H", 3: "W"},
+            },
         )
     model = onnx.load(str(path))
     for key, value in metadata.items():
@@ -61,8 +74,12 @@ def export_onnx(generator: torch.nn.Module, path: Path, example: tuple[torch.Ten
     onnx.save(model, str(path))
 
 
-def export_torchscript(generator: torch.nn.Module, path: Path, example: tuple[torch.Tensor, torch.Tensor],
-                       metadata: dict[str, str]) -> None:
+def export_torchscript(
+    generator: torch.nn.Module,
+    path: Path,
+    example: tuple[torch.Tensor, torch.Tensor],
+    metadata: dict[str, str],
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(generator, example, check_trace=False)
@@ -74,8 +91,12 @@ def parity_inputs(prepared_dir: Path, count: int) -> tuple[torch.Tensor, torch.T
     images, family_masks = load_test_set(prepared_dir)
     families = list(family_masks)
     n = min(count, len(images))
-    masks = torch.stack([torch.from_numpy(family_masks[families[i % len(families)]][i].astype(np.float32))[None]
-                         for i in range(n)])
+    masks = torch.stack(
+        [
+            torch.from_numpy(family_masks[families[i % len(families)]][i].astype(np.float32))[None]
+            for i in range(n)
+        ]
+    )
     return images[:n], masks
 
 
@@ -84,8 +105,13 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def check_parity(generator: torch.nn.Module, onnx_path: Path, ts_path: Path,
-                 images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
+def check_parity(
+    generator: torch.nn.Module,
+    onnx_path: Path,
+    ts_path: Path,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+) -> dict[str, float]:
     """Max abs difference on the full batch and on a non-square crop (exercises dynamic H, W)."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     scripted = torch.jit.load(str(ts_path))
@@ -96,8 +122,9 @@ def check_parity(generator: torch.nn.Module, onnx_path: Path, ts_path: Path,
         reference = generator(image, mask).numpy()
         onnx_out = session.run(["output"], {"image": image.numpy(), "mask": mask.numpy()})[0]
         diffs["onnx_vs_ckpt"] = max(diffs["onnx_vs_ckpt"], max_abs_diff(onnx_out, reference))
-        diffs["torchscript_vs_ckpt"] = max(diffs["torchscript_vs_ckpt"],
-                                            max_abs_diff(scripted(image, mask).numpy(), reference))
+        diffs["torchscript_vs_ckpt"] = max(
+            diffs["torchscript_vs_ckpt"], max_abs_diff(scripted(image, mask).numpy(), reference)
+        )
     return diffs
 
 
@@ -111,7 +138,11 @@ def export(cfg: DictConfig, prepared_dir: Path, image_size: int, uri: str | None
     model_name = info.get("config", {}).get("model", {}).get("name", "unknown")
     images, masks = parity_inputs(prepared_dir, cfg.parity_images)
     example = (images[:1], masks[:1])
-    metadata = {"image_size": str(image_size), "model": model_name, "size_multiple": str(SIZE_MULTIPLE)}
+    metadata = {
+        "image_size": str(image_size),
+        "model": model_name,
+        "size_multiple": str(SIZE_MULTIPLE),
+    }
 
     out_dir = Path(cfg.out_dir)
     tmp = fresh_temp_dir(out_dir)
@@ -120,16 +151,27 @@ def export(cfg: DictConfig, prepared_dir: Path, image_size: int, uri: str | None
     parity = check_parity(generator, tmp / "model.onnx", tmp / "model.pt", images, masks)
     worst = max(parity.values())
     if worst >= cfg.parity_tolerance:
-        raise UserError(f"export parity {parity} exceeds export.parity_tolerance={cfg.parity_tolerance}; "
-                        f"exported files left in {tmp}")
-    summary = {"image_size": image_size, "model": model_name, "opset": cfg.opset,
-               "parity": {k: float(f"{v:.3g}") for k, v in parity.items()}}
+        raise UserError(
+            f"export parity {parity} exceeds export.parity_tolerance={cfg.parity_tolerance}; "
+            f"exported files left in {tmp}"
+        )
+    summary = {
+        "image_size": image_size,
+        "model": model_name,
+        "opset": cfg.opset,
+        "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
+    }
     atomic_write_json(tmp / "export.json", summary)
     replace_dir(tmp, out_dir)
     if cfg.get("register", False) and uri:
-        version = register_onnx(out_dir / "model.onnx", info.get("mlflow_run_id"), uri,
-                                registry_example(images, masks),
-                                cfg.get("registered_model") or REGISTERED_MODEL, metadata)
+        version = register_onnx(
+            out_dir / "model.onnx",
+            info.get("mlflow_run_id"),
+            uri,
+            registry_example(images, masks),
+            cfg.get("registered_model") or REGISTERED_MODEL,
+            metadata,
+        )
         return summary | {"registered_version": version}
     return summary
 
@@ -145,20 +187,22 @@ def onnx_signature() -> ModelSignature:
     def spec(name: str, channels: int) -> TensorSpec:
         return TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1), name)
 
-    return ModelSignature(inputs=Schema([spec("image", 3), spec("mask", 1)]),
-                          outputs=Schema([spec("output", 3)]))
+    return ModelSignature(
+        inputs=Schema([spec("image", 3), spec("mask", 1)]), outputs=Schema([spec("output", 3)])
+    )
 
 
-def registry_example(images: torch.Tensor, masks: torch.Tensor,
-                     max_side: int = EXAMPLE_MAX_SIDE) -> dict[str, np.ndarray]:
+def registry_example(
+    images: torch.Tensor, masks: torch.Tensor, max_side: int = EXAMPLE_MAX_SIDE
+) -> dict[str, np.ndarray]:
     """The first parity image and its mask, centre-cropped to at most max_side (a multiple of
     SIZE_MULTIPLE); if the crop misses the hole, a centred box is masked instead."""
     side = min(images.shape[-1], images.shape[-2], max_side) // SIZE_MULTIPLE * SIZE_MULTIPLE
     top, left = (images.shape[-2] - side) // 2, (images.shape[-1] - side) // 2
-    image = images[:1, :, top:top + side, left:left + side].numpy().astype(np.float32)
-    mask = masks[:1, :, top:top + side, left:left + side].numpy().astype(np.float32)
+    image = images[:1, :, top : top + side, left : left + side].numpy().astype(np.float32)
+    mask = masks[:1, :, top : top + side, left : left + side].numpy().astype(np.float32)
     if not mask.any():
-        mask[..., side // 4:3 * side // 4, side // 4:3 * side // 4] = 1.0
+        mask[..., side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = 1.0
     return {"image": np.ascontiguousarray(image), "mask": np.ascontiguousarray(mask)}
 
 
@@ -186,8 +230,14 @@ def fluent_target(uri: str, experiment_id: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def register_onnx(onnx_path: Path, run_id: str | None, uri: str, example: dict[str, np.ndarray],
-                  name: str = REGISTERED_MODEL, metadata: dict[str, str] | None = None) -> str | None:
+def register_onnx(
+    onnx_path: Path,
+    run_id: str | None,
+    uri: str,
+    example: dict[str, np.ndarray],
+    name: str = REGISTERED_MODEL,
+    metadata: dict[str, str] | None = None,
+) -> str | None:
     """Log the ONNX model into the training run and register it as a new version of `name`.
 
     Best effort: any failure (no run id, server down, run deleted) is a logged warning and None;
@@ -205,13 +255,21 @@ def register_onnx(onnx_path: Path, run_id: str | None, uri: str, example: dict[s
         with fluent_target(uri, run.info.experiment_id), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             info = mlflow.onnx.log_model(
-                onnx.load(str(onnx_path)), name="model", registered_model_name=name,
-                signature=onnx_signature(), input_example=example, run_id=run_id,
-                onnx_execution_providers=["CPUExecutionProvider"], metadata=metadata,
+                onnx.load(str(onnx_path)),
+                name="model",
+                registered_model_name=name,
+                signature=onnx_signature(),
+                input_example=example,
+                run_id=run_id,
+                onnx_execution_providers=["CPUExecutionProvider"],
+                metadata=metadata,
             )
     except Exception as err:  # the files are exported; the registry is a convenience on top
-        log.warning("exported files are in place, but registering the model in MLflow (%s) failed: %s",
-                    uri, err)
+        log.warning(
+            "exported files are in place, but registering the model in MLflow (%s) failed: %s",
+            uri,
+            err,
+        )
         return None
     version = str(info.registered_model_version)
     log.info("registered %s version %s (run %s, %s)", name, version, run_id, info.model_uri)
@@ -221,8 +279,12 @@ def register_onnx(onnx_path: Path, run_id: str | None, uri: str, example: dict[s
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
-    summary = export(cfg.export, Path(cfg.data.prepared_dir), cfg.data.image_size,
-                     tracking.tracking_uri(cfg.logger.tracking_uri))
+    summary = export(
+        cfg.export,
+        Path(cfg.data.prepared_dir),
+        cfg.data.image_size,
+        tracking.tracking_uri(cfg.logger.tracking_uri),
+    )
     print(f"exported {cfg.export.out_dir}/model.onnx and model.pt; parity {summary['parity']}")
     if summary.get("registered_version"):
         name = cfg.export.get("registered_model") or REGISTERED_MODEL

@@ -48,7 +48,9 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     )
 
 
-def image_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def image_metrics(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Every metric of the contract, per image ([N] each)."""
     pred = pred.clamp(0.0, 1.0)
     return {

@@ -22,14 +22,20 @@ from inpaintlab.models.unet import composite
 
 
 def _plain(config: Any) -> dict:
-    return OmegaConf.to_container(config, resolve=True) if OmegaConf.is_config(config) else dict(config)
+    return (
+        OmegaConf.to_container(config, resolve=True)
+        if OmegaConf.is_config(config)
+        else dict(config)
+    )
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
 
 
-def reconstruction_loss(raw: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weights: dict) -> torch.Tensor:
+def reconstruction_loss(
+    raw: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weights: dict
+) -> torch.Tensor:
     """Weighted L1 on missing and known pixels, optional L2 in the hole (PSNR is an L2 metric),
     plus an optional gradient L1 in the hole."""
     error = (raw - target).abs()
@@ -42,7 +48,8 @@ def reconstruction_loss(raw: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     if weights.get("gradient", 0.0):
         pred = composite(raw, target, mask)
         loss = loss + weights["gradient"] * sum(
-            (gp - gt).abs().mean() for gp, gt in zip(image_gradients(pred), image_gradients(target), strict=True)
+            (gp - gt).abs().mean()
+            for gp, gt in zip(image_gradients(pred), image_gradients(target), strict=True)
         )
     return loss
 
@@ -51,7 +58,12 @@ class InpaintModule(L.LightningModule):
     def __init__(self, model: dict, loss: dict, optim: dict, num_samples: int = 6) -> None:
         super().__init__()
         self.save_hyperparameters(
-            {"model": _plain(model), "loss": _plain(loss), "optim": _plain(optim), "num_samples": num_samples},
+            {
+                "model": _plain(model),
+                "loss": _plain(loss),
+                "optim": _plain(optim),
+                "num_samples": num_samples,
+            },
             logger=False,
         )
         self.generator = hydra.utils.instantiate(self.hparams.model["generator"])
@@ -66,8 +78,23 @@ class InpaintModule(L.LightningModule):
         raw = self.generator.generate(image, mask)
         loss = reconstruction_loss(raw, image, mask, self.loss_weights)
         accuracy = metrics.accuracy_masked(composite(raw.detach(), image, mask), image, mask).mean()
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(image), logger=False)
-        self.log("train_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=len(image), logger=False)
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(image),
+            logger=False,
+        )
+        self.log(
+            "train_accuracy",
+            accuracy,
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(image),
+            logger=False,
+        )
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -75,17 +102,41 @@ class InpaintModule(L.LightningModule):
         raw = self.generator.generate(image, mask)
         output = composite(raw, image, mask).clamp(0, 1)
         n = len(image)
-        self.log("val_loss", reconstruction_loss(raw, image, mask, self.loss_weights), batch_size=n, logger=False)
-        self.log("val_psnr", metrics.psnr_masked(output, image, mask).mean(), prog_bar=True, batch_size=n, logger=False)
-        self.log("val_accuracy", metrics.accuracy_masked(output, image, mask).mean(), batch_size=n, logger=False)
+        self.log(
+            "val_loss",
+            reconstruction_loss(raw, image, mask, self.loss_weights),
+            batch_size=n,
+            logger=False,
+        )
+        self.log(
+            "val_psnr",
+            metrics.psnr_masked(output, image, mask).mean(),
+            prog_bar=True,
+            batch_size=n,
+            logger=False,
+        )
+        self.log(
+            "val_accuracy",
+            metrics.accuracy_masked(output, image, mask).mean(),
+            batch_size=n,
+            logger=False,
+        )
         if batch_idx == 0:
             k = self.hparams.num_samples
-            self.samples = {"image": image[:k].cpu(), "mask": mask[:k].cpu(), "output": output[:k].cpu()}
+            self.samples = {
+                "image": image[:k].cpu(),
+                "mask": mask[:k].cpu(),
+                "output": output[:k].cpu(),
+            }
 
     def configure_optimizers(self) -> dict:
         cfg = self.hparams.optim
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                                      betas=tuple(cfg["betas"]))
+        optimizer = torch.optim.AdamW(
+            self.parameters(),
+            lr=cfg["lr"],
+            weight_decay=cfg["weight_decay"],
+            betas=tuple(cfg["betas"]),
+        )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = max(1, int(total * cfg.get("warmup_fraction", 0.0)))
 
@@ -96,7 +147,10 @@ class InpaintModule(L.LightningModule):
             return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 def load_generator(checkpoint: str) -> tuple[torch.nn.Module, dict]:

@@ -21,7 +21,9 @@ PARAMS_FILE = Path("params.yaml")
 def compose(overrides: list[str], output: Path, root: Path = Path(".")) -> None:
     from dvc.utils.hydra import compose_and_dump
 
-    compose_and_dump(output, str((root / "conf").resolve()), None, "config", str(root.resolve()), overrides)
+    compose_and_dump(
+        output, str((root / "conf").resolve()), None, "config", str(root.resolve()), overrides
+    )
 
 
 def composed_text(overrides: list[str], root: Path = Path(".")) -> str:
@@ -32,9 +34,13 @@ def composed_text(overrides: list[str], root: Path = Path(".")) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inpaintlab.params", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m inpaintlab.params", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=ci seed=7")
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 when params.yaml is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="only check; exit 1 when params.yaml is stale"
+    )
     parser.add_argument("--out", type=Path, default=PARAMS_FILE)
     args = parser.parse_args(argv)
     try:
@@ -45,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
     if args.check:
         if current != text:
-            print(f"{args.out} differs from conf/: run `python -m inpaintlab.params`", file=sys.stderr)
+            print(
+                f"{args.out} differs from conf/: run `python -m inpaintlab.params`", file=sys.stderr
+            )
             return 1
         return 0
     if current != text:

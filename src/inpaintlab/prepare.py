@@ -43,7 +43,9 @@ def split_key(relative_path: str, split_seed: int) -> str:
     return hashlib.sha256(f"{split_seed}:{relative_path}".encode()).hexdigest()
 
 
-def assign_splits(paths: list[str], val_fraction: float, test_fraction: float, split_seed: int) -> dict[str, list[str]]:
+def assign_splits(
+    paths: list[str], val_fraction: float, test_fraction: float, split_seed: int
+) -> dict[str, list[str]]:
     """Order files by hash, then take test, val, train. Val and test get at least one image
     each when there are three or more images."""
     ordered = sorted(paths, key=lambda p: split_key(p, split_seed))
@@ -77,11 +79,17 @@ def validate(cfg: DictConfig) -> None:
     size = cfg.image_size
     if not isinstance(size, int) or size < 16 or size % 8:
         raise UserError(f"data.image_size must be a multiple of 8 and >= 16, got {size!r}")
-    if not 0 <= cfg.val_fraction < 1 or not 0 <= cfg.test_fraction < 1 or cfg.val_fraction + cfg.test_fraction >= 1:
+    if (
+        not 0 <= cfg.val_fraction < 1
+        or not 0 <= cfg.test_fraction < 1
+        or cfg.val_fraction + cfg.test_fraction >= 1
+    ):
         raise UserError("data.val_fraction and data.test_fraction must be in [0, 1) and sum to < 1")
     if cfg.train_scale < 1:
         raise UserError(f"data.train_scale must be >= 1, got {cfg.train_scale}")
-    unknown = [f for f in list(cfg.eval_families) + list(cfg.val_families) if f not in EVAL_FAMILIES]
+    unknown = [
+        f for f in list(cfg.eval_families) + list(cfg.val_families) if f not in EVAL_FAMILIES
+    ]
     if unknown:
         raise UserError(f"unknown mask families {unknown}; known: {sorted(EVAL_FAMILIES)}")
 
@@ -91,10 +99,14 @@ def prepare(cfg: DictConfig) -> dict:
     validate(cfg)
     raw_dir, out_dir = Path(cfg.raw_dir), Path(cfg.prepared_dir)
     if not raw_dir.is_dir():
-        raise UserError(f"{raw_dir} does not exist: run `inpaintlab data synth` or put photos there")
+        raise UserError(
+            f"{raw_dir} does not exist: run `inpaintlab data synth` or put photos there"
+        )
     files = list_images(raw_dir)
     if not files:
-        raise UserError(f"no image files in {raw_dir} (looked for png, jpg, jpeg, bmp, tif, webp, ...)")
+        raise UserError(
+            f"no image files in {raw_dir} (looked for png, jpg, jpeg, bmp, tif, webp, ...)"
+        )
 
     size = int(cfg.image_size)
     train_side = round(size * cfg.train_scale)
@@ -118,9 +130,18 @@ def prepare(cfg: DictConfig) -> dict:
                 log.warning("skipped %s", err)
                 continue
             if min(image.shape[:2]) < cfg.min_side:
-                skipped.append({"file": name, "reason": f"smaller than data.min_side={cfg.min_side}: {image.shape[1]}x{image.shape[0]}"})
+                skipped.append(
+                    {
+                        "file": name,
+                        "reason": f"smaller than data.min_side={cfg.min_side}: {image.shape[1]}x{image.shape[0]}",
+                    }
+                )
                 continue
-            out = resize_short_side(image, train_side) if split == "train" else center_square(image, size)
+            out = (
+                resize_short_side(image, train_side)
+                if split == "train"
+                else center_square(image, size)
+            )
             stem = Path(name).with_suffix("").as_posix().replace("/", "__")
             cv2.imwrite(str(tmp / split / f"{written:05d}_{stem}.png"), out[..., ::-1])
             written += 1
@@ -128,14 +149,26 @@ def prepare(cfg: DictConfig) -> dict:
 
     usable = sum(counts.values())
     if usable == 0:
-        raise UserError(f"no usable images in {raw_dir}: all {len(files)} files were skipped (first: {skipped[0]['reason']})")
+        raise UserError(
+            f"no usable images in {raw_dir}: all {len(files)} files were skipped (first: {skipped[0]['reason']})"
+        )
     if counts["train"] == 0 or counts["val"] == 0 or counts["test"] == 0:
-        raise UserError(f"need at least one image in each split, got {counts} from {usable} usable images; add photos")
+        raise UserError(
+            f"need at least one image in each split, got {counts} from {usable} usable images; add photos"
+        )
 
     val_families = list(cfg.val_families)
     val_masks = np.stack(
-        [make_masks(EVAL_FAMILIES[val_families[i % len(val_families)]], 1, size, size, cfg.eval_mask_seed + i)[0]
-         for i in range(counts["val"])]
+        [
+            make_masks(
+                EVAL_FAMILIES[val_families[i % len(val_families)]],
+                1,
+                size,
+                size,
+                cfg.eval_mask_seed + i,
+            )[0]
+            for i in range(counts["val"])
+        ]
     )
     np.savez_compressed(
         tmp / "masks_val.npz",
@@ -144,8 +177,12 @@ def prepare(cfg: DictConfig) -> dict:
     )
     np.savez_compressed(
         tmp / "masks_test.npz",
-        **{family: make_masks(EVAL_FAMILIES[family], counts["test"], size, size, cfg.eval_mask_seed).astype(np.uint8)
-           for family in cfg.eval_families},
+        **{
+            family: make_masks(
+                EVAL_FAMILIES[family], counts["test"], size, size, cfg.eval_mask_seed
+            ).astype(np.uint8)
+            for family in cfg.eval_families
+        },
     )
     manifest = {
         "image_size": size,
@@ -167,7 +204,9 @@ def prepare(cfg: DictConfig) -> dict:
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
     manifest = prepare(cfg.data)
-    print(f"prepared {manifest['counts']} at {manifest['image_size']}px; skipped {len(manifest['skipped'])} files")
+    print(
+        f"prepared {manifest['counts']} at {manifest['image_size']}px; skipped {len(manifest['skipped'])} files"
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def project_root(cwd: str | Path = ".") -> Path:
     parts = here.parts
     n = len(DVC_TEMP_WORKSPACE)
     for i in range(len(parts) - n, 0, -1):
-        if parts[i:i + n] == DVC_TEMP_WORKSPACE:
+        if parts[i : i + n] == DVC_TEMP_WORKSPACE:
             return Path(*parts[:i])
     return here
 
@@ -92,7 +92,11 @@ def git_commit(root: str | Path = ".") -> str:
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=root, capture_output=True, text=True, timeout=10, check=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -135,7 +139,9 @@ def job_info() -> JobInfo:
         return JobInfo()
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
-    choices = {k: str(v) for k, v in OmegaConf.to_container(hc.runtime.choices).items() if v is not None}
+    choices = {
+        k: str(v) for k, v in OmegaConf.to_container(hc.runtime.choices).items() if v is not None
+    }
     launcher = OmegaConf.to_container(hc.launcher, resolve=True) if hc.get("launcher") else {}
     return JobInfo(
         multirun=multirun,
@@ -245,8 +251,13 @@ def sweep_parent(info: JobInfo) -> SweepParent | None:
         return None
     if info.sweep_dir is not None and (info.sweep_dir / SWEEP_FILE).is_file():
         data = json.loads((info.sweep_dir / SWEEP_FILE).read_text())
-        return SweepParent(data["parent_run_id"], data["sweep_id"], data["tracking_uri"],
-                           data["experiment_id"], data.get("overrides", []))
+        return SweepParent(
+            data["parent_run_id"],
+            data["sweep_id"],
+            data["tracking_uri"],
+            data["experiment_id"],
+            data.get("overrides", []),
+        )
     if os.environ.get(ENV_PARENT_RUN):
         return SweepParent(os.environ[ENV_PARENT_RUN], os.environ.get(ENV_SWEEP_ID, ""), "", "", [])
     return None
@@ -264,8 +275,12 @@ def run_name(cfg: DictConfig, info: JobInfo, parent: SweepParent | None = None) 
     return " ".join(parts)[:MAX_NAME]
 
 
-def run_tags(cfg: DictConfig, info: JobInfo, parent: SweepParent | None = None,
-             experiment_id: str | None = None) -> dict[str, str]:
+def run_tags(
+    cfg: DictConfig,
+    info: JobInfo,
+    parent: SweepParent | None = None,
+    experiment_id: str | None = None,
+) -> dict[str, str]:
     """Tags to filter and group by in the UI: model, mask, seed, code and data versions, the
     overrides, and for a sweep job its sweep id and parent run (MLflow nests it under that run)."""
     tags = {
@@ -282,8 +297,11 @@ def run_tags(cfg: DictConfig, info: JobInfo, parent: SweepParent | None = None,
     if info.overrides:
         tags["overrides"] = " ".join(info.overrides)
     if info.multirun:
-        tags["sweep"] = parent.sweep_id if parent and parent.sweep_id else (
-            info.sweep_dir.name if info.sweep_dir else "unknown")
+        tags["sweep"] = (
+            parent.sweep_id
+            if parent and parent.sweep_id
+            else (info.sweep_dir.name if info.sweep_dir else "unknown")
+        )
         if info.job_num is not None:
             tags["sweep_job"] = str(info.job_num)
         if parent and (not parent.experiment_id or parent.experiment_id == experiment_id):
@@ -321,7 +339,9 @@ class SweepCallback(Callback):
             threads = threads_per_job(launcher)
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ[var] = str(threads)
-            log.info("joblib sweep: %d parallel jobs x %d threads", parallel_jobs(launcher), threads)
+            log.info(
+                "joblib sweep: %d parallel jobs x %d threads", parallel_jobs(launcher), threads
+            )
         if not self.enabled or "logger" not in config:
             return
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
@@ -341,11 +361,18 @@ class SweepCallback(Callback):
             "model": str(config.model.name),
         }
         client = MlflowClient(tracking_uri=uri)
-        run = client.create_run(experiment_id, run_name=f"sweep {' '.join(overrides)}"[:MAX_NAME], tags=tags)
+        run = client.create_run(
+            experiment_id, run_name=f"sweep {' '.join(overrides)}"[:MAX_NAME], tags=tags
+        )
         self.parent = SweepParent(run.info.run_id, sweep_id, uri, experiment_id, overrides)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        payload = {"parent_run_id": self.parent.run_id, "sweep_id": sweep_id, "tracking_uri": uri,
-                   "experiment_id": experiment_id, "overrides": overrides}
+        payload = {
+            "parent_run_id": self.parent.run_id,
+            "sweep_id": sweep_id,
+            "tracking_uri": uri,
+            "experiment_id": experiment_id,
+            "overrides": overrides,
+        }
         tmp = sweep_dir / f".{SWEEP_FILE}.tmp"
         tmp.write_text(json.dumps(payload, indent=2))
         tmp.replace(sweep_dir / SWEEP_FILE)
@@ -366,8 +393,9 @@ class SweepCallback(Callback):
         run_id = self.parent.run_id
         try:
             client = MlflowClient(tracking_uri=self.parent.tracking_uri)
-            children = client.search_runs([self.parent.experiment_id],
-                                          filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'")
+            children = client.search_runs(
+                [self.parent.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run_id}'"
+            )
             client.log_metric(run_id, "jobs", len(children))
             scored = [r for r in children if "best_val_psnr" in r.data.metrics]
             if scored:

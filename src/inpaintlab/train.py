@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 # Lightning chatter that asks nothing of the user (tips, GPU/TPU availability, pytree deprecations).
 for name in ("lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
     logging.getLogger(name).setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*(LeafSpec|log_every_n_steps|does not have many workers).*")
+warnings.filterwarnings(
+    "ignore", message=".*(LeafSpec|log_every_n_steps|does not have many workers).*"
+)
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_psnr"]
 CHECKPOINT = Path("models/model.ckpt")
@@ -82,7 +84,9 @@ class EpochHistory(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: InpaintModule) -> None:
         epoch = trainer.current_epoch
         found = trainer.callback_metrics
-        row = {"epoch": epoch} | {k: round(float(found[k]), 6) for k in HISTORY_COLUMNS[1:] if k in found}
+        row = {"epoch": epoch} | {
+            k: round(float(found[k]), 6) for k in HISTORY_COLUMNS[1:] if k in found
+        }
         self.rows.append(row)
         client, run_id = self.logger.experiment, self.logger.run_id
         for key, value in row.items():
@@ -106,8 +110,12 @@ def make_logger(cfg: DictConfig, info: tracking.JobInfo) -> MLFlowLogger:
     experiment_id = tracking.ensure_experiment(cfg.logger.experiment_name, uri)
     parent = tracking.sweep_parent(info)
     tags = tracking.run_tags(cfg, info, parent, experiment_id)
-    return MLFlowLogger(experiment_name=cfg.logger.experiment_name, run_name=tracking.run_name(cfg, info, parent),
-                        tracking_uri=uri, tags=tags)
+    return MLFlowLogger(
+        experiment_name=cfg.logger.experiment_name,
+        run_name=tracking.run_name(cfg, info, parent),
+        tracking_uri=uri,
+        tags=tags,
+    )
 
 
 def train(cfg: DictConfig) -> dict:
@@ -117,31 +125,50 @@ def train(cfg: DictConfig) -> dict:
     out = Outputs.for_job(info)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_num_threads(tracking.threads_per_job(info.launcher if info.multirun else None))
-    log.info("torch threads: %d (OMP_NUM_THREADS=%s)", torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"))
+    log.info(
+        "torch threads: %d (OMP_NUM_THREADS=%s)",
+        torch.get_num_threads(),
+        os.environ.get("OMP_NUM_THREADS"),
+    )
 
     mask_generator = hydra.utils.instantiate(cfg.mask)
     # _partial_: passing the generator through instantiate would turn its dataclass into a dict
-    datamodule = hydra.utils.instantiate(cfg.datamodule, _partial_=True)(mask_generator=mask_generator, seed=cfg.seed)
-    module = InpaintModule(model=cfg.model, loss=cfg.loss, optim=cfg.optim, num_samples=cfg.logger.num_samples)
+    datamodule = hydra.utils.instantiate(cfg.datamodule, _partial_=True)(
+        mask_generator=mask_generator, seed=cfg.seed
+    )
+    module = InpaintModule(
+        model=cfg.model, loss=cfg.loss, optim=cfg.optim, num_samples=cfg.logger.num_samples
+    )
 
     logger = make_logger(cfg, info)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     shutil.rmtree(out.work_dir / "checkpoints", ignore_errors=True)
-    best = ModelCheckpoint(dirpath=out.work_dir / "checkpoints", filename="best", monitor="val_psnr", mode="max",
-                           save_last=True)
+    best = ModelCheckpoint(
+        dirpath=out.work_dir / "checkpoints",
+        filename="best",
+        monitor="val_psnr",
+        mode="max",
+        save_last=True,
+    )
     history = EpochHistory(logger, out.history)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=[best, history],
-                                                 default_root_dir=str(out.work_dir))
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=logger, callbacks=[best, history], default_root_dir=str(out.work_dir)
+    )
     started = time.time()
     trainer.fit(module, datamodule=datamodule)
     seconds = time.time() - started
     if trainer.interrupted or not best.best_model_path:
         logger.finalize("KILLED")
-        raise UserError(f"training stopped before a checkpoint was saved; the last one is in {out.work_dir}/checkpoints")
+        raise UserError(
+            f"training stopped before a checkpoint was saved; the last one is in {out.work_dir}/checkpoints"
+        )
 
     # The checkpoint carries the run id (evaluate/export log into the same run) and the config.
     checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
-    checkpoint["inpaintlab"] = {"mlflow_run_id": logger.run_id, "config": OmegaConf.to_container(cfg, resolve=True)}
+    checkpoint["inpaintlab"] = {
+        "mlflow_run_id": logger.run_id,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
     out.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.checkpoint.with_suffix(".ckpt.tmp")
     torch.save(checkpoint, tmp)
@@ -156,11 +183,18 @@ def train(cfg: DictConfig) -> dict:
     }
     atomic_write_json(out.metrics, summary)
     logger.experiment.log_metric(logger.run_id, "train_seconds", round(seconds, 1))
-    if summary["best_val_psnr"] is not None:  # the sweep objective, comparable across runs in the UI
+    if (
+        summary["best_val_psnr"] is not None
+    ):  # the sweep objective, comparable across runs in the UI
         logger.experiment.log_metric(logger.run_id, "best_val_psnr", summary["best_val_psnr"])
     logger.experiment.log_artifact(logger.run_id, str(out.history))
-    log.info("trained %d epochs in %.0fs; best val_psnr %.2f dB (epoch %d)", summary["epochs"], seconds,
-             summary["best_val_psnr"], summary["best_epoch"])
+    log.info(
+        "trained %d epochs in %.0fs; best val_psnr %.2f dB (epoch %d)",
+        summary["epochs"],
+        seconds,
+        summary["best_val_psnr"],
+        summary["best_epoch"],
+    )
     return summary | {"checkpoint": str(out.checkpoint), "mlflow_run_id": logger.run_id}
 
 
@@ -168,7 +202,9 @@ def train(cfg: DictConfig) -> dict:
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> float:
     summary = train(cfg)
-    print(f"best val_psnr {summary['best_val_psnr']:.2f} dB after {summary['epochs']} epochs -> {summary['checkpoint']}")
+    print(
+        f"best val_psnr {summary['best_val_psnr']:.2f} dB after {summary['epochs']} epochs -> {summary['checkpoint']}"
+    )
     return float(summary["best_val_psnr"])  # the value Hydra sweepers optimise
 
 

@@ -18,7 +18,11 @@ def sample_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
     n, _, h, w = columns[0].shape
     grid = np.full((n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, dtype=np.uint8)
     for col, images in enumerate(columns):
-        pixels = (images.detach().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        pixels = (
+            (images.detach().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255)
+            .round()
+            .astype(np.uint8)
+        )
         for row in range(n):
             top, left = pad + row * (h + pad), pad + col * (w + pad)
             grid[top : top + h, left : left + w] = pixels[row]

@@ -40,8 +40,14 @@ def split_files(prepared_dir: Path, split: str) -> list[Path]:
 
 
 class TrainDataset(Dataset):
-    def __init__(self, files: Sequence[Path], image_size: int, mask_generator: MaskGenerator,
-                 augment: A.Compose, seed: int) -> None:
+    def __init__(
+        self,
+        files: Sequence[Path],
+        image_size: int,
+        mask_generator: MaskGenerator,
+        augment: A.Compose,
+        seed: int,
+    ) -> None:
         self.files, self.image_size = list(files), image_size
         self.mask_generator, self.augment, self.seed = mask_generator, augment, seed
         self.epoch = 0  # set by InpaintDataModule.set_epoch so each epoch sees new masks and crops
@@ -62,7 +68,9 @@ class FixedMaskDataset(Dataset):
 
     def __init__(self, files: Sequence[Path], masks: np.ndarray) -> None:
         if len(files) != len(masks):
-            raise UserError(f"{len(files)} images but {len(masks)} masks in data/prepared: re-run prepare")
+            raise UserError(
+                f"{len(files)} images but {len(masks)} masks in data/prepared: re-run prepare"
+            )
         self.files, self.masks = list(files), masks
 
     def __len__(self) -> int:
@@ -76,9 +84,17 @@ class FixedMaskDataset(Dataset):
 
 
 class InpaintDataModule(L.LightningDataModule):
-    def __init__(self, prepared_dir: str, image_size: int, batch_size: int = 16, num_workers: int = 0,
-                 samples_per_epoch: int | None = None, augment: dict | None = None,
-                 mask_generator: MaskGenerator | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        prepared_dir: str,
+        image_size: int,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        samples_per_epoch: int | None = None,
+        augment: dict | None = None,
+        mask_generator: MaskGenerator | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if batch_size < 1:
             raise UserError(f"datamodule.batch_size must be >= 1, got {batch_size}")
@@ -94,21 +110,31 @@ class InpaintDataModule(L.LightningDataModule):
         """Configured augmentations, then a random crop to the training size."""
         size = self.image_size
         steps = list(self.augment.get("train", []))
-        steps += [A.PadIfNeeded(size, size, border_mode=cv2.BORDER_REFLECT), A.RandomCrop(size, size)]
+        steps += [
+            A.PadIfNeeded(size, size, border_mode=cv2.BORDER_REFLECT),
+            A.RandomCrop(size, size),
+        ]
         return A.Compose(steps, seed=self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self.mask_generator is None:
             raise UserError("InpaintDataModule needs a mask_generator (the `mask` config group)")
-        self.train_set = TrainDataset(split_files(self.prepared_dir, "train"), self.image_size,
-                                      self.mask_generator, self.train_transform(), self.seed)
+        self.train_set = TrainDataset(
+            split_files(self.prepared_dir, "train"),
+            self.image_size,
+            self.mask_generator,
+            self.train_transform(),
+            self.seed,
+        )
         masks_file = self.prepared_dir / "masks_val.npz"
         if not masks_file.exists():
             raise UserError(f"{masks_file} is missing: re-run the prepare stage")
         with np.load(masks_file) as masks:
             val_masks = masks["mask"]
         if val_masks.shape[-1] != self.image_size:
-            raise UserError(f"data/prepared is at {val_masks.shape[-1]}px but image_size is {self.image_size}: re-run prepare")
+            raise UserError(
+                f"data/prepared is at {val_masks.shape[-1]}px but image_size is {self.image_size}: re-run prepare"
+            )
         self.val_set = FixedMaskDataset(split_files(self.prepared_dir, "val"), val_masks)
 
     def set_epoch(self, epoch: int) -> None:
@@ -119,12 +145,24 @@ class InpaintDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed)
         sampler = None
         if self.samples_per_epoch:
-            sampler = torch.utils.data.RandomSampler(self.train_set, replacement=True,
-                                                     num_samples=self.samples_per_epoch, generator=generator)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=sampler is None,
-                          sampler=sampler, generator=generator if sampler is None else None,
-                          num_workers=self.num_workers, drop_last=len(self.train_set) > self.batch_size,
-                          persistent_workers=False)
+            sampler = torch.utils.data.RandomSampler(
+                self.train_set,
+                replacement=True,
+                num_samples=self.samples_per_epoch,
+                generator=generator,
+            )
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=generator if sampler is None else None,
+            num_workers=self.num_workers,
+            drop_last=len(self.train_set) > self.batch_size,
+            persistent_workers=False,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+        return DataLoader(
+            self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
+        )

@@ -95,7 +95,9 @@ class SpectralTransform(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         hidden = max(1, out_channels // 2)
-        self.reduce = nn.Sequential(nn.Conv2d(in_channels, hidden, 1, bias=False), norm(hidden), nn.ReLU(inplace=True))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1, bias=False), norm(hidden), nn.ReLU(inplace=True)
+        )
         self.fourier = FourierUnit(hidden)
         self.expand = nn.Conv2d(hidden, out_channels, 1, bias=False)
 
@@ -116,7 +118,9 @@ class FFC(nn.Module):
         self.global_to_global = SpectralTransform(cg, cg)
         self.norm_local, self.norm_global = norm(cl), norm(cg)
 
-    def forward(self, x_local: torch.Tensor, x_global: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x_local: torch.Tensor, x_global: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         y_local = self.local_to_local(x_local) + self.global_to_local(x_global)
         y_global = self.local_to_global(x_local) + self.global_to_global(x_global)
         return self.norm_local(y_local), self.norm_global(y_global)
@@ -131,7 +135,9 @@ class FFCBlock(nn.Module):
         self.global_channels = int(channels * global_ratio)
         local_channels = channels - self.global_channels
         if not 0 < self.global_channels < channels:
-            raise ValueError(f"global_ratio={global_ratio} leaves no local or no global channels of {channels}")
+            raise ValueError(
+                f"global_ratio={global_ratio} leaves no local or no global channels of {channels}"
+            )
         self.ffc1 = FFC(local_channels, self.global_channels)
         self.ffc2 = FFC(local_channels, self.global_channels)
         self.act = nn.SiLU(inplace=True)

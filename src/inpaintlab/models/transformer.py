@@ -49,7 +49,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, length, c = x.shape  # traced as sizes of x, not as constants
-        q, k, v = self.qkv(x).reshape(n, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(x).reshape(n, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        )
         y = F.scaled_dot_product_attention(q, k, v)  # [N, heads, L, C/heads]
         return self.proj(y.transpose(1, 2).reshape(n, length, c))
 
@@ -64,7 +66,9 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(channels)
         self.attn = SelfAttention(channels, heads)
         self.norm2 = nn.LayerNorm(channels)
-        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels)
+        )
         for layer in (self.position, self.attn.proj, self.mlp[-1]):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)

@@ -79,7 +79,9 @@ class DilatedBottleneck(nn.Sequential):
     """Residual blocks at 1/4 resolution with growing dilation (1, 2, 4, 8, ...)."""
 
     def __init__(self, channels: int, num_blocks: int = 4) -> None:
-        super().__init__(*[ResidualBlock(channels, dilation=2 ** (i % 4)) for i in range(num_blocks)])
+        super().__init__(
+            *[ResidualBlock(channels, dilation=2 ** (i % 4)) for i in range(num_blocks)]
+        )
 
 
 class Encoder(nn.Module):
