@@ -101,26 +101,13 @@ class InpaintModule(L.LightningModule):
         image, mask = batch["image"], batch["mask"]
         raw = self.generator.generate(image, mask)
         output = composite(raw, image, mask).clamp(0, 1)
-        n = len(image)
-        self.log(
-            "val_loss",
-            reconstruction_loss(raw, image, mask, self.loss_weights),
-            batch_size=n,
-            logger=False,
-        )
-        self.log(
-            "val_psnr",
-            metrics.psnr_masked(output, image, mask).mean(),
-            prog_bar=True,
-            batch_size=n,
-            logger=False,
-        )
-        self.log(
-            "val_accuracy",
-            metrics.accuracy_masked(output, image, mask).mean(),
-            batch_size=n,
-            logger=False,
-        )
+        scores = {
+            "val_loss": reconstruction_loss(raw, image, mask, self.loss_weights),
+            "val_psnr": metrics.psnr_masked(output, image, mask).mean(),
+            "val_accuracy": metrics.accuracy_masked(output, image, mask).mean(),
+        }
+        for name, value in scores.items():
+            self.log(name, value, prog_bar=name == "val_psnr", batch_size=len(image), logger=False)
         if batch_idx == 0:
             k = self.hparams.num_samples
             self.samples = {
