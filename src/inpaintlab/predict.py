@@ -68,6 +68,7 @@ from inpaintlab.data.io import (
     load_rgb,
     save_image,
 )
+from inpaintlab.utils import available_cpus
 
 DEFAULT_IMAGE_SIZE = 256
 SIZE_MULTIPLE = 8
@@ -101,14 +102,6 @@ class Model:
     run: Runner
     image_size: int
     path: Path
-
-
-def available_cpus() -> int:
-    """CPUs this process may use (affinity and cgroup-pinned sets count, unlike os.cpu_count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _parse_size(value: object) -> int | None:

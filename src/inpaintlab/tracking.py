@@ -18,6 +18,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from inpaintlab.utils import available_cpus
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "mlflow.db"
@@ -152,13 +154,6 @@ def job_info() -> JobInfo:
         choices=choices,
         launcher=launcher,
     )
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def parallel_jobs(launcher: Mapping[str, Any]) -> int:

@@ -37,6 +37,14 @@ def user_errors_as_one_line(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def available_cpus() -> int:
+    """CPUs this process may use (affinity and cgroup-pinned sets count, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a file so readers see the old or the new content, never half of it."""
     path = Path(path)
