@@ -5,6 +5,11 @@ Metrics are logged with logger=False: train.EpochHistory writes them to MLflow o
 
 The generator is a plain nn.Module built from the `model` config (`_target_`), so the
 checkpoint's hyperparameters are enough to rebuild it for evaluation and export.
+
+Adversarial training (`loss=adversarial`, off by default): a PatchGAN discriminator
+(models/discriminator.py) with LaMa's mask-aware targets, a non-saturating adversarial loss on the
+hole and feature matching. It needs two optimizers, so that path uses Lightning's manual
+optimization; with both weights at 0 the module is the plain automatic-optimization one.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hydra
 import lightning as L
 import torch
 from omegaconf import OmegaConf
+from torch.nn import functional as F
 
 from inpaintlab import metrics
 from inpaintlab.models.unet import composite
@@ -54,6 +60,37 @@ def reconstruction_loss(
     return loss
 
 
+def fake_target(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Discriminator target for a composited image at logit resolution: 0 (fake) on every patch
+    that holds a generated pixel, 1 (real) elsewhere, since the known pixels are real pixels."""
+    return 1.0 - F.adaptive_max_pool2d(mask, size)
+
+
+def discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """BCE: real images are real everywhere, composited ones fake only over the hole."""
+    target = fake_target(mask, fake_logits.shape[-2:])
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    return real + F.binary_cross_entropy_with_logits(fake_logits, target)
+
+
+def adversarial_loss(fake_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss -log D(fake), averaged over the hole patches only (the
+    rest of a composited image is the real image: nothing for the generator to improve)."""
+    hole = 1.0 - fake_target(mask, fake_logits.shape[-2:])
+    return (F.softplus(-fake_logits) * hole).sum() / hole.sum().clamp_min(1.0)
+
+
+def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """L1 between the discriminator's features of generated and real images, averaged over
+    layers: a learned perceptual loss that steadies the adversarial signal."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake, real, strict=True)) / len(fake)
+
+
+DEFAULT_DISCRIMINATOR = {"_target_": "inpaintlab.models.discriminator.PatchDiscriminator"}
+
+
 class InpaintModule(L.LightningModule):
     def __init__(self, model: dict, loss: dict, optim: dict, num_samples: int = 6) -> None:
         super().__init__()
@@ -69,6 +106,16 @@ class InpaintModule(L.LightningModule):
         self.generator = hydra.utils.instantiate(self.hparams.model["generator"])
         self.loss_weights = dict(self.hparams.loss)
         self.samples: dict[str, torch.Tensor] = {}  # fixed val images of this epoch, for the grid
+        w = self.loss_weights
+        if w.get("adversarial", 0.0) > 0 or w.get("feature_matching", 0.0) > 0:
+            self.discriminator = hydra.utils.instantiate(
+                w.get("discriminator") or DEFAULT_DISCRIMINATOR
+            )
+            # Two optimizers stepped in turn. Lightning refuses Trainer(gradient_clip_val) here,
+            # so train.make_trainer moves the trainer's clipping setting to these attributes.
+            self.automatic_optimization = False
+            self.clip_val: float | None = None
+            self.clip_algorithm = "norm"
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.generator(image, mask)
@@ -95,7 +142,56 @@ class InpaintModule(L.LightningModule):
             batch_size=len(image),
             logger=False,
         )
+        if not self.automatic_optimization:
+            self.adversarial_step(image, mask, raw, loss)
         return loss
+
+    def adversarial_step(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        raw: torch.Tensor,
+        reconstruction: torch.Tensor,
+    ) -> None:
+        """Manual optimization: one discriminator step, then one generator step (reconstruction
+        + adversarial + feature matching), then the generator's learning-rate schedule."""
+        opt_g, opt_d = self.optimizers()
+        fake = composite(raw, image, mask)
+        both = torch.cat([mask, mask])  # real images go first, generated second, in one batch
+
+        with self.toggled_optimizer(opt_d):
+            logits, _ = self.discriminator(torch.cat([image, fake.detach()]), both)
+            d_loss = discriminator_loss(*logits.chunk(2), mask)
+            self._optimizer_step(opt_d, d_loss)
+
+        with self.toggled_optimizer(opt_g):
+            logits, features = self.discriminator(torch.cat([image, fake]), both)
+            real_features, fake_features = zip(*(f.chunk(2) for f in features), strict=True)
+            adv = adversarial_loss(logits.chunk(2)[1], mask)
+            fm = feature_matching_loss(list(fake_features), list(real_features))
+            w = self.loss_weights
+            g_loss = (
+                reconstruction
+                + w.get("adversarial", 0.0) * adv
+                + w.get("feature_matching", 0.0) * fm
+            )
+            self._optimizer_step(opt_g, g_loss)
+        self.lr_schedulers().step()
+
+        # unweighted terms; train_loss stays the reconstruction loss, comparable with val_loss
+        for name, value in [
+            ("train_d_loss", d_loss),
+            ("train_adv_loss", adv),
+            ("train_fm_loss", fm),
+        ]:
+            self.log(name, value, on_step=False, on_epoch=True, batch_size=len(image), logger=False)
+
+    def _optimizer_step(self, optimizer: Any, loss: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.clip_val:
+            self.clip_gradients(optimizer, self.clip_val, self.clip_algorithm)
+        optimizer.step()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image, mask = batch["image"], batch["mask"]
@@ -116,15 +212,19 @@ class InpaintModule(L.LightningModule):
                 "output": output[:k].cpu(),
             }
 
-    def configure_optimizers(self) -> dict:
+    def configure_optimizers(self) -> dict | tuple[list, list]:
         cfg = self.hparams.optim
-        optimizer = torch.optim.AdamW(
-            self.parameters(),
-            lr=cfg["lr"],
-            weight_decay=cfg["weight_decay"],
-            betas=tuple(cfg["betas"]),
-        )
+
+        def adamw(parameters: Any, lr: float) -> torch.optim.AdamW:
+            return torch.optim.AdamW(
+                parameters, lr=lr, weight_decay=cfg["weight_decay"], betas=tuple(cfg["betas"])
+            )
+
+        optimizer = adamw(self.generator.parameters(), cfg["lr"])
         total = max(1, int(self.trainer.estimated_stepping_batches))
+        if not self.automatic_optimization and self.trainer.max_steps > 0:
+            # global_step counts every optimizer.step(): two per batch here, one schedule step
+            total = max(1, min(total, math.ceil(self.trainer.max_steps / 2)))
         warmup = max(1, int(total * cfg.get("warmup_fraction", 0.0)))
 
         def one_cycle(step: int) -> float:
@@ -134,10 +234,12 @@ class InpaintModule(L.LightningModule):
             return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        schedule = {"scheduler": scheduler, "interval": "step"}
+        if self.automatic_optimization:
+            return {"optimizer": optimizer, "lr_scheduler": schedule}
+        # The discriminator: constant learning rate (loss.discriminator_lr, else optim.lr).
+        d_lr = self.loss_weights.get("discriminator_lr") or cfg["lr"]
+        return [optimizer, adamw(self.discriminator.parameters(), d_lr)], [schedule]
 
 
 def load_generator(checkpoint: str) -> tuple[torch.nn.Module, dict]:

@@ -89,8 +89,10 @@ class EpochHistory(Callback):
         }
         self.rows.append(row)
         client, run_id = self.logger.experiment, self.logger.run_id
-        for key, value in row.items():
-            if key != "epoch" and math.isfinite(value):
+        # MLflow gets every epoch metric (e.g. train_d_loss with loss=adversarial), the CSV its columns
+        for key, value in sorted(found.items()):
+            value = round(float(value), 6)
+            if math.isfinite(value):
                 client.log_metric(run_id, key, value, step=epoch)
         if pl_module.samples:
             s = pl_module.samples
@@ -116,6 +118,18 @@ def make_logger(cfg: DictConfig, info: tracking.JobInfo) -> MLFlowLogger:
         tracking_uri=uri,
         tags=tags,
     )
+
+
+def make_trainer(trainer_cfg: DictConfig, module: InpaintModule, **kwargs: object) -> L.Trainer:
+    """The `trainer` config as a Trainer. Lightning refuses `gradient_clip_val` with manual
+    optimization (loss=adversarial), so there the module clips each optimizer's gradients
+    itself, with the same value and algorithm, and the Trainer gets none."""
+    if not module.automatic_optimization:
+        module.clip_val = trainer_cfg.get("gradient_clip_val")
+        module.clip_algorithm = trainer_cfg.get("gradient_clip_algorithm") or "norm"
+        kwargs["gradient_clip_val"] = None
+        kwargs["gradient_clip_algorithm"] = None
+    return hydra.utils.instantiate(trainer_cfg, **kwargs)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -151,8 +165,12 @@ def train(cfg: DictConfig) -> dict:
         save_last=True,
     )
     history = EpochHistory(logger, out.history)
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=logger, callbacks=[best, history], default_root_dir=str(out.work_dir)
+    trainer = make_trainer(
+        cfg.trainer,
+        module,
+        logger=logger,
+        callbacks=[best, history],
+        default_root_dir=str(out.work_dir),
     )
     started = time.time()
     trainer.fit(module, datamodule=datamodule)

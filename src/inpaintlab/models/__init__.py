@@ -1,1 +1,1 @@
-"""Generators: plain nn.Modules (no Lightning, Hydra or MLflow inside)."""
+"""Generators and the discriminator: plain nn.Modules (no Lightning, Hydra or MLflow inside)."""
