@@ -19,25 +19,19 @@ from inpaintlab.evaluate import evaluate
 from inpaintlab.report import format_table
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default="models/model.ckpt")
-    parser.add_argument("--prepared", default="data/prepared")
-    parser.add_argument(
-        "--radius", type=int, default=3, help="cv2.inpaint radius for the baselines"
-    )
-    args = parser.parse_args()
+def run(checkpoint: str, prepared: Path, radius: int = 3) -> dict:
+    """Evaluate on prepared/test, print the table and the smallest margin; returns eval.json's dict."""
     cfg = OmegaConf.create(
         {
-            "checkpoint": args.checkpoint,
+            "checkpoint": checkpoint,
             "batch_size": 32,
             "baselines": ["telea", "ns"],
-            "baseline_radius": args.radius,
+            "baseline_radius": radius,
             "samples_per_family": 1,
         }
     )
     started = time.perf_counter()
-    result = evaluate(cfg, Path(args.prepared))
+    result = evaluate(cfg, prepared)
     print(format_table(result["metrics"]))
     model, baselines = result["metrics"]["model"], result["metrics"]["baselines"]
     families = [k for k in model if k not in ("all", "area_bins")]
@@ -52,6 +46,18 @@ def main() -> None:
         f"\nsmallest margin over the better classical method: {margin:+.2f} dB ({worst}); "
         f"{time.perf_counter() - started:.1f}s"
     )
+    return result["metrics"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default="models/model.ckpt")
+    parser.add_argument("--prepared", default="data/prepared")
+    parser.add_argument(
+        "--radius", type=int, default=3, help="cv2.inpaint radius for the baselines"
+    )
+    args = parser.parse_args()
+    run(args.checkpoint, Path(args.prepared), args.radius)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -73,6 +74,27 @@ def center_square(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return image[top : top + size, left : left + size]
+
+
+def write_prepared_image(split_dir: Path, index: int, name: str, image: np.ndarray) -> None:
+    """An RGB uint8 image as split_dir/<index:05d>_<name without suffix, "/" as "__">.png: the
+    layout the datamodule and evaluate read (sorted by file name)."""
+    stem = Path(name).with_suffix("").as_posix().replace("/", "__")
+    cv2.imwrite(str(split_dir / f"{index:05d}_{stem}.png"), image[..., ::-1])
+
+
+def write_test_masks(
+    prepared_dir: Path, families: Sequence[str], count: int, size: int, seed: int
+) -> None:
+    """prepared_dir/masks_test.npz: per family, `count` fixed (size x size) uint8 masks, the
+    same for every model and baseline evaluated on this test split."""
+    np.savez_compressed(
+        prepared_dir / "masks_test.npz",
+        **{
+            family: make_masks(EVAL_FAMILIES[family], count, size, size, seed).astype(np.uint8)
+            for family in families
+        },
+    )
 
 
 def validate(cfg: DictConfig) -> None:
@@ -142,8 +164,7 @@ def prepare(cfg: DictConfig) -> dict:
                 if split == "train"
                 else center_square(image, size)
             )
-            stem = Path(name).with_suffix("").as_posix().replace("/", "__")
-            cv2.imwrite(str(tmp / split / f"{written:05d}_{stem}.png"), out[..., ::-1])
+            write_prepared_image(tmp / split, written, name, out)
             written += 1
         counts[split] = written
 
@@ -175,15 +196,7 @@ def prepare(cfg: DictConfig) -> dict:
         mask=val_masks.astype(np.uint8),
         family=np.array([val_families[i % len(val_families)] for i in range(counts["val"])]),
     )
-    np.savez_compressed(
-        tmp / "masks_test.npz",
-        **{
-            family: make_masks(
-                EVAL_FAMILIES[family], counts["test"], size, size, cfg.eval_mask_seed
-            ).astype(np.uint8)
-            for family in cfg.eval_families
-        },
-    )
+    write_test_masks(tmp, cfg.eval_families, counts["test"], size, cfg.eval_mask_seed)
     manifest = {
         "image_size": size,
         "train_short_side": train_side,
