@@ -22,9 +22,11 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inpaintlab import metrics
 from inpaintlab.models.unet import composite
+from inpaintlab.utils import UserError
 
 
 def _plain(config: Any) -> dict:
@@ -106,6 +108,18 @@ class InpaintModule(L.LightningModule):
         self.generator = hydra.utils.instantiate(self.hparams.model["generator"])
         self.loss_weights = dict(self.hparams.loss)
         self.samples: dict[str, torch.Tensor] = {}  # fixed val images of this epoch, for the grid
+        # An exponential moving average of the generator's weights (optim.ema_decay > 0): a
+        # smoother model than the last step's, for validation, the checkpoint and export.
+        ema_decay = float(self.hparams.optim.get("ema_decay") or 0.0)
+        if not 0.0 <= ema_decay < 1.0:
+            raise UserError(f"optim.ema_decay must be in [0, 1), got {ema_decay}")
+        self.ema = (
+            AveragedModel(
+                self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
+            )
+            if ema_decay
+            else None
+        )
         w = self.loss_weights
         if w.get("adversarial", 0.0) > 0 or w.get("feature_matching", 0.0) > 0:
             self.discriminator = hydra.utils.instantiate(
@@ -117,8 +131,17 @@ class InpaintModule(L.LightningModule):
             self.clip_val: float | None = None
             self.clip_algorithm = "norm"
 
+    @property
+    def inference_generator(self) -> torch.nn.Module:
+        """What validation, evaluation and export use: the averaged weights, if kept."""
+        return self.ema.module if self.ema is not None else self.generator
+
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.generator(image, mask)
+        return self.inference_generator(image, mask)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         image, mask = batch["image"], batch["mask"]
@@ -195,7 +218,7 @@ class InpaintModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         image, mask = batch["image"], batch["mask"]
-        raw = self.generator.generate(image, mask)
+        raw = self.inference_generator.generate(image, mask)
         output = composite(raw, image, mask).clamp(0, 1)
         scores = {
             "val_loss": reconstruction_loss(raw, image, mask, self.loss_weights),
@@ -243,8 +266,9 @@ class InpaintModule(L.LightningModule):
 
 
 def load_generator(checkpoint: str) -> tuple[torch.nn.Module, dict]:
-    """The generator (eval mode, CPU) and the checkpoint's extra info (MLflow run, config)."""
+    """The generator (eval mode, CPU; the averaged weights if training kept them) and the
+    checkpoint's extra info (MLflow run, config)."""
     raw = torch.load(checkpoint, map_location="cpu", weights_only=False)
     module = InpaintModule(**raw["hyper_parameters"])
     module.load_state_dict(raw["state_dict"])
-    return module.generator.eval(), raw.get("inpaintlab", {})
+    return module.inference_generator.eval(), raw.get("inpaintlab", {})
