@@ -78,3 +78,16 @@ def test_output_does_not_depend_on_hidden_pixels():
     other = image * (1 - mask) + torch.rand_like(image) * mask
     with torch.no_grad():
         assert torch.allclose(generator(image, mask), generator(other, mask), atol=1e-6)
+
+
+def test_quality_config_is_the_default_scaled_up(compose_cfg):
+    default, quality = compose_cfg(), compose_cfg("experiment=quality")
+    assert quality.data == default.data  # same prepared data and test set: the tables compare
+    assert quality.trainer.max_epochs > default.trainer.max_epochs
+    sizes = [
+        sum(p.numel() for p in hydra.utils.instantiate(cfg.model.generator).parameters())
+        for cfg in (default, quality)
+    ]
+    assert sizes[1] > 1.5 * sizes[0]
+    generator = hydra.utils.instantiate(quality.model.generator)
+    assert trace_shapes(generator, 64)["features"] == (16, 16, 128)
