@@ -8,6 +8,7 @@ import json
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from conftest import BIN, ci_project, run_ok
@@ -95,6 +96,36 @@ def test_export_matches_the_contract_and_the_checkpoint(pipeline):
         out = session.run(["output"], {"image": image, "mask": mask})[0]
         assert out.shape == image.shape
         assert np.array_equal(out * (1 - mask), image * (1 - mask))  # composited
+
+
+def test_int8_export_is_smaller_composites_exactly_and_reports_its_cost(pipeline):
+    project = pipeline["project"]
+    out = project / "models/export_int8"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "inpaintlab.export",
+            "experiment=ci",
+            "export.int8=true",
+            f"export.out_dir={out}",
+            "export.register=false",
+        ],
+        project,
+    )
+    info = json.loads((out / "export.json").read_text())["int8"]
+    assert 0 < info["max_abs_diff"] < 0.25
+    assert abs(info["psnr_masked_int8"] - info["psnr_masked_float"]) < 1.0
+    assert (out / "model.int8.onnx").stat().st_size < 0.6 * (out / "model.onnx").stat().st_size
+    assert not (out / "model.int8-pre.onnx").exists()
+    session = ort.InferenceSession(str(out / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in onnx.load(str(out / "model.int8.onnx")).graph.node}
+    assert "DequantizeLinear" in ops
+    image = np.random.default_rng(1).random((2, 3, 40, 48), dtype=np.float32)  # dynamic N, H, W
+    mask = np.zeros((2, 1, 40, 48), np.float32)
+    mask[..., 8:24, 16:40] = 1
+    output = session.run(["output"], {"image": image, "mask": mask})[0]
+    assert np.array_equal(output * (1 - mask), image * (1 - mask))  # known pixels exact
 
 
 def test_mlflow_run_has_params_epoch_metrics_images_and_test_metrics(pipeline):
