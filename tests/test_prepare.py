@@ -39,7 +39,7 @@ def run_prepare(compose_cfg, raw: Path, out: Path, *extra: str) -> dict:
 def test_odd_formats_are_converted_and_bad_files_listed(tmp_path, compose_cfg):
     raw, out = tmp_path / "raw", tmp_path / "prepared"
     write_odd_images(raw, np.random.default_rng(0))
-    manifest = run_prepare(compose_cfg, raw, out)
+    manifest = run_prepare(compose_cfg, raw, out, "data.train_scale=1.25")
 
     assert sum(manifest["counts"].values()) == 13  # 10 RGB + gray + RGBA + 16-bit
     skipped = {entry["file"]: entry["reason"] for entry in manifest["skipped"]}
@@ -51,7 +51,7 @@ def test_odd_formats_are_converted_and_bad_files_listed(tmp_path, compose_cfg):
         for path in (out / split).glob("*.png"):
             assert Image.open(path).size == (32, 32) and Image.open(path).mode == "RGB"
     short_sides = {min(Image.open(p).size) for p in (out / "train").glob("*.png")}
-    assert short_sides == {40}  # image_size 32 * train_scale 1.25
+    assert short_sides == {40}  # image_size 32 * train_scale 1.25 (the default is 1.0)
     with np.load(out / "masks_test.npz") as masks:
         assert set(masks.files) == {"box", "irregular", "outpaint"}
         assert masks["box"].shape == (manifest["counts"]["test"], 32, 32)

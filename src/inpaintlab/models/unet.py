@@ -6,8 +6,11 @@
       -> bottleneck: residual blocks at 1/4 resolution (dilated, for a wide receptive field);
          `bottleneck` can be swapped for another module with the same in/out shape
       -> decoder: two upsampling steps with U-Net skip connections -> RGB [N,3,H,W], predicted as
-         a residual over a smooth push-pull fill of the hole (coarse-to-fine, like DeepFill:
-         the network starts from a plausible fill and spends its capacity on structure)
+         a residual over a cheap fill of the hole (coarse-to-fine, like DeepFill: the network
+         starts from a plausible fill and spends its capacity on structure). `fill` chooses it:
+         "pyramid" (smooth push-pull), "directional" (nearest known pixels left/right/up/down)
+         or "edge" (the default config: directional at the hole's edge, where it continues the
+         known pixels exactly, fading into the smooth pyramid fill inside)
       -> composite: generated pixels where mask = 1, the original pixels elsewhere.
 
 With C = 64 and a 256x256 input the features are exactly 64x64x256 (the seed configuration).
@@ -50,6 +53,79 @@ def pyramid_fill(image: torch.Tensor, mask: torch.Tensor, levels: int = 5) -> to
         alpha = weight.clamp(0.0, 1.0)
         filled = alpha * colour / weight.clamp_min(1e-6) + (1.0 - alpha) * coarse
     return filled
+
+
+FAR = 1e4  # distance meaning "no known pixel in this direction" (more than any real one)
+SCAN_STEPS = 8  # the directional fill looks up to 2**8 - 1 = 255 px away in each direction
+
+
+def distance_from_left(known: torch.Tensor) -> torch.Tensor:
+    """Distance from each pixel to the nearest known pixel at or left of it in its row
+    (FAR where there is none within reach). A log-step min-scan: after step i every pixel has
+    looked 2**(i+1) - 1 pixels to its left. Pad, slice, add and min only: cheap, and exportable
+    to ONNX/TorchScript with dynamic H and W."""
+    width = known.shape[-1]
+    distance = (1.0 - known) * FAR
+    for step in range(SCAN_STEPS):
+        shift = 2**step
+        shifted = F.pad(distance, (shift, 0), value=FAR)[..., :width] + shift
+        distance = torch.minimum(distance, shifted)
+    return distance
+
+
+def nearest_known_from_left(
+    colour: torch.Tensor, known: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(colour of the nearest known pixel at or left of each pixel, distance to it)."""
+    distance = distance_from_left(known)
+    columns = torch.arange(colour.shape[-1], device=colour.device).view(1, 1, 1, -1)
+    source = (columns - distance.clamp_max(FAR - 1).long()).clamp_min(0)  # FAR: any column
+    return torch.gather(colour, -1, source.expand_as(colour)), distance
+
+
+def directional_fill(
+    image: torch.Tensor, mask: torch.Tensor, edge_width: float | None = None, levels: int = 5
+) -> torch.Tensor:
+    """Fill each hole pixel from the nearest known pixels to its left, right, top and bottom,
+    weighted by inverse squared distance; `pyramid_fill` where none of the four is within
+    reach (e.g. the corners of an all-sides outpainting band). With `edge_width`, only the
+    hole's edge gets it: the weight of the directional fill over the pyramid fill falls as
+    exp(-(d - 1) / edge_width) with the distance d to the nearest known pixel.
+
+    Why: it continues the known pixels exactly at the hole's edge (a border band becomes row
+    replication), where the push-pull fill is a blur of everything nearby. On the built-in test
+    set it alone beats Telea and Navier-Stokes on boxes and strokes; the network then only has
+    to learn a correction.
+    """
+    known = 1.0 - mask
+    total = torch.zeros_like(image)
+    weight_sum = torch.zeros_like(mask)
+    nearest_distance = torch.full_like(mask, FAR)
+    for transpose in (False, True):  # along rows, then along columns
+        colour, seen = image, known
+        if transpose:
+            colour, seen = colour.transpose(-1, -2), seen.transpose(-1, -2)
+        # both directions in one batch: from the left, and from the right (flipped)
+        nearest, distance = nearest_known_from_left(
+            torch.cat([colour, colour.flip(-1)]), torch.cat([seen, seen.flip(-1)])
+        )
+        weight = (distance < FAR).to(image.dtype) / distance.clamp_min(1.0) ** 2
+        weighted = nearest * weight
+        for part in (0, 1):  # part 1 looked from the right: flip it back
+            parts = [t.chunk(2)[part] for t in (weighted, weight, distance)]
+            if part:
+                parts = [t.flip(-1) for t in parts]
+            if transpose:
+                parts = [t.transpose(-1, -2) for t in parts]
+            total = total + parts[0]
+            weight_sum = weight_sum + parts[1]
+            nearest_distance = torch.minimum(nearest_distance, parts[2])
+    fallback = pyramid_fill(image, mask, levels)
+    directional = torch.where(weight_sum > 0, total / weight_sum.clamp_min(1e-12), fallback)
+    if edge_width is None:
+        return directional
+    edge = torch.exp(-(nearest_distance - 1.0).clamp(0.0, 100.0 * edge_width) / edge_width)
+    return fallback + edge * (directional - fallback)
 
 
 def conv_block(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -104,20 +180,29 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Features at 1/4 resolution + encoder skips -> RGB in [0, 1] at full resolution."""
 
-    def __init__(self, base_channels: int) -> None:
+    def __init__(
+        self,
+        base_channels: int,
+        fill_skip: bool = False,
+    ) -> None:
         super().__init__()
         c = base_channels
+        self.fill_skip = fill_skip
         self.up1 = conv_block(4 * c, 2 * c)
         self.fuse1 = conv_block(4 * c, 2 * c)
         self.up2 = conv_block(2 * c, c)
-        self.fuse2 = conv_block(2 * c, c)
+        self.fuse2 = conv_block(2 * c + (3 if fill_skip else 0), c)
         self.to_rgb = nn.Conv2d(c, 3, 1)
         nn.init.zeros_(self.to_rgb.weight)  # start as the coarse fill, learn the residual
         nn.init.zeros_(self.to_rgb.bias)
 
-    def forward(self, features: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        """A residual RGB correction at full resolution."""
+    def forward(
+        self, features: torch.Tensor, skips: list[torch.Tensor], fill: torch.Tensor
+    ) -> torch.Tensor:
+        """A residual RGB correction to `fill` at full resolution."""
         full, half = skips
+        if self.fill_skip:
+            full = torch.cat([full, fill], dim=1)
         x = self.up1(F.interpolate(features, scale_factor=2.0, mode="nearest"))
         x = self.fuse1(torch.cat([x, half], dim=1))
         x = self.up2(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -134,18 +219,29 @@ class UNetGenerator(nn.Module):
         bottleneck_blocks: int = 4,
         bottleneck: nn.Module | None = None,
         fill_levels: int = 5,
+        fill: str = "pyramid",
+        edge_width: float = 4.0,
+        fill_skip: bool = False,
     ) -> None:
         super().__init__()
-        self.fill_levels = fill_levels
+        if fill not in ("pyramid", "directional", "edge"):
+            raise ValueError(f"fill must be 'pyramid', 'directional' or 'edge', got {fill!r}")
+        self.fill_levels, self.fill, self.edge_width = fill_levels, fill, edge_width
         self.encoder = Encoder(base_channels)
         self.bottleneck = bottleneck or DilatedBottleneck(4 * base_channels, bottleneck_blocks)
-        self.decoder = Decoder(base_channels)
+        self.decoder = Decoder(base_channels, fill_skip)
 
     def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The raw generated RGB for every pixel (before compositing): what the losses see."""
         features, skips = self.encoder(mask_input(image, mask))
-        residual = self.decoder(self.bottleneck(features), skips)
-        return (pyramid_fill(image, mask, self.fill_levels) + residual).clamp(0.0, 1.0)
+        if self.fill == "directional":
+            fill = directional_fill(image, mask, levels=self.fill_levels)
+        elif self.fill == "edge":
+            fill = directional_fill(image, mask, self.edge_width, self.fill_levels)
+        else:
+            fill = pyramid_fill(image, mask, self.fill_levels)
+        residual = self.decoder(self.bottleneck(features), skips, fill)
+        return (fill + residual).clamp(0.0, 1.0)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return composite(self.generate(image, mask), image, mask)

@@ -1,0 +1,118 @@
+"""The coarse fills the generator corrects: the directional fill against a brute-force
+reference, its edge behaviour, and export parity of a generator built on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from inpaintlab.export import export_onnx, export_torchscript
+from inpaintlab.models.unet import SCAN_STEPS, UNetGenerator, directional_fill, pyramid_fill
+
+REACH = 2**SCAN_STEPS - 1
+
+
+def brute_force_fill(image: np.ndarray, mask: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Walk left, right, up and down from every hole pixel to the first known pixel."""
+    out = image.copy()
+    _, height, width = image.shape
+    for y, x in zip(*np.nonzero(mask), strict=True):
+        total, weight_sum = np.zeros(3), 0.0
+        for dy, dx in ((0, -1), (0, 1), (-1, 0), (1, 0)):
+            for d in range(1, REACH + 1):
+                yy, xx = y + d * dy, x + d * dx
+                if not (0 <= yy < height and 0 <= xx < width):
+                    break
+                if not mask[yy, xx]:
+                    total += image[:, yy, xx] / d**2
+                    weight_sum += 1 / d**2
+                    break
+        out[:, y, x] = total / weight_sum if weight_sum else fallback[:, y, x]
+    return out
+
+
+@pytest.mark.parametrize("size", [(16, 16), (12, 20), (20, 9)])
+def test_directional_fill_matches_brute_force(size):
+    g = torch.Generator().manual_seed(sum(size))
+    image = torch.rand(2, 3, *size, generator=g)
+    mask = (torch.rand(2, 1, *size, generator=g) > 0.5).float()
+    mask[1, :, :, size[1] // 2 :] = 1  # an outpainting band too
+    filled = directional_fill(image, mask)
+    fallback = pyramid_fill(image, mask)
+    for i in range(2):
+        expected = brute_force_fill(image[i].numpy(), mask[i, 0].numpy() > 0, fallback[i].numpy())
+        np.testing.assert_allclose(filled[i].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_border_band_becomes_row_replication():
+    image = torch.rand(1, 3, 8, 16)
+    mask = torch.zeros(1, 1, 8, 16)
+    mask[..., 12:] = 1  # right band, full height: only the left neighbour exists
+    filled = directional_fill(image, mask)
+    assert torch.equal(filled[..., :12], image[..., :12])  # known pixels as they are
+    assert torch.allclose(filled[..., 12:], image[..., 11:12].expand(-1, -1, -1, 4))
+
+
+def test_does_not_depend_on_hidden_pixels():
+    image = torch.rand(1, 3, 10, 10)
+    mask = torch.zeros(1, 1, 10, 10)
+    mask[..., 3:7, 2:8] = 1
+    other = image * (1 - mask) + torch.rand_like(image) * mask
+    assert torch.equal(directional_fill(image, mask), directional_fill(other, mask))
+
+
+def test_beyond_reach_and_fully_masked_fall_back_to_pyramid_fill():
+    width = REACH + 20
+    image = torch.rand(1, 3, 1, width)
+    mask = torch.ones(1, 1, 1, width)
+    mask[..., 0] = 0  # one known pixel; the far end of the row is out of reach
+    filled = directional_fill(image, mask)
+    fallback = pyramid_fill(image, mask)
+    assert torch.allclose(filled[..., REACH], image[..., 0])
+    assert torch.equal(filled[..., REACH + 1 :], fallback[..., REACH + 1 :])
+    everything = torch.ones(1, 1, 8, 8)
+    assert torch.isfinite(directional_fill(torch.rand(1, 3, 8, 8), everything)).all()
+
+
+def test_edge_fill_is_directional_at_the_edge_and_pyramid_inside():
+    image = torch.rand(1, 3, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 8:56, 8:56] = 1
+    directional, pyramid = directional_fill(image, mask), pyramid_fill(image, mask)
+    edge = directional_fill(image, mask, edge_width=2.0)
+    assert torch.allclose(edge[..., 8, 8:56], directional[..., 8, 8:56])  # next to known pixels
+    inside = edge[..., 24:40, 24:40]  # 16+ px from the nearest known pixel: exp(-15/2) ~ 5e-4
+    assert torch.allclose(inside, pyramid[..., 24:40, 24:40], atol=1e-3)
+    assert not torch.allclose(inside, directional[..., 24:40, 24:40], atol=1e-3)
+    assert torch.equal(edge[mask.expand_as(edge) == 0], image[mask.expand_as(image) == 0])
+
+
+def test_unknown_fill_is_a_clear_error():
+    with pytest.raises(ValueError, match="fill must be"):
+        UNetGenerator(base_channels=8, fill="nearest")
+
+
+def test_directional_generator_export_parity_at_untraced_sizes(tmp_path):
+    torch.manual_seed(0)
+    generator = UNetGenerator(base_channels=8, bottleneck_blocks=1, fill="directional")
+    with torch.no_grad():
+        for p in generator.parameters():  # off the zero-initialised output layer
+            p.add_(0.05 * torch.randn_like(p))
+    generator.eval()
+    example = (torch.rand(1, 3, 32, 32), (torch.rand(1, 1, 32, 32) > 0.6).float())
+    export_onnx(generator, tmp_path / "model.onnx", example, 17, {})
+    export_torchscript(generator, tmp_path / "model.pt", example, {})
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(tmp_path / "model.pt"))
+    for size in [(48, 64), (40, 24)]:
+        image = torch.rand(2, 3, *size)
+        mask = torch.zeros(2, 1, *size)
+        mask[0, :, 8:30, 4:20] = 1
+        mask[1, :, :, size[1] // 2 :] = 1
+        with torch.no_grad():
+            reference = generator(image, mask)
+            assert (scripted(image, mask) - reference).abs().max().item() < 1e-4
+        onnx_out = session.run(["output"], {"image": image.numpy(), "mask": mask.numpy()})[0]
+        assert np.abs(onnx_out - reference.numpy()).max() < 1e-4
