@@ -43,7 +43,7 @@ def test_ema_weights_are_the_running_average_and_what_load_generator_returns(com
     assert len(seen) == 3 and int(module.ema.n_averaged) == 3
 
     # EMA with decay 0.5 over the three steps' weights (the first update copies)
-    key = "decoder.fuse2.0.weight"
+    key = "fuse.0.weight"
     expected = seen[0][key]
     for weights in seen[1:]:
         expected = 0.5 * expected + 0.5 * weights[key]

@@ -9,7 +9,7 @@ import torch
 from inpaintlab.models.unet import UNetGenerator, mask_input
 
 
-def trace_shapes(generator: UNetGenerator, size: int) -> dict[str, tuple[int, ...]]:
+def trace_shapes(generator: torch.nn.Module, size: int) -> dict[str, tuple[int, ...]]:
     """Shapes at each stage of the data flow, NHWC wording as in DESIGN.md (batch 1)."""
     shapes: dict[str, tuple[int, ...]] = {}
     image = torch.rand(1, 3, size, size)
@@ -18,8 +18,8 @@ def trace_shapes(generator: UNetGenerator, size: int) -> dict[str, tuple[int, ..
     nhwc = lambda t: tuple(t.permute(0, 2, 3, 1).shape[1:])  # noqa: E731
     shapes["input"] = nhwc(image)
     shapes["masked_input"] = nhwc(mask_input(image, mask))
-    hook = generator.encoder.register_forward_hook(
-        lambda m, i, out: shapes.__setitem__("features", nhwc(out[0]))
+    hook = generator.bottleneck.register_forward_pre_hook(  # the encoder's output
+        lambda m, args: shapes.__setitem__("features", nhwc(args[0]))
     )
     with torch.no_grad():
         shapes["output"] = nhwc(generator(image, mask))
@@ -42,9 +42,11 @@ def test_seed256_config_gives_the_seed_shapes(compose_cfg):
 def test_ci_config_is_tiny(compose_cfg):
     cfg = compose_cfg("experiment=ci")
     generator = hydra.utils.instantiate(cfg.model.generator)
-    assert sum(p.numel() for p in generator.parameters()) < 100_000  # default unet: ~0.93M
+    assert sum(p.numel() for p in generator.parameters()) < 100_000  # default unet: ~0.23M
     size = cfg.data.image_size
-    assert trace_shapes(generator, size)["output"] == (size, size, 3)
+    shapes = trace_shapes(generator, size)
+    assert shapes["output"] == (size, size, 3)
+    assert shapes["features"][:2] == (size // 4, size // 4)
 
 
 def test_masked_input_blanks_the_hole():
@@ -80,10 +82,10 @@ def test_output_does_not_depend_on_hidden_pixels():
         assert torch.allclose(generator(image, mask), generator(other, mask), atol=1e-6)
 
 
-def test_quality_config_is_the_default_scaled_up(compose_cfg):
+def test_quality_config_is_the_full_unet_scaled_up(compose_cfg):
     default, quality = compose_cfg(), compose_cfg("experiment=quality")
     assert quality.data == default.data  # same prepared data and test set: the tables compare
-    assert quality.trainer.max_epochs > default.trainer.max_epochs
+    assert quality.model.name == "unet_full" and default.model.name == "unet"
     sizes = [
         sum(p.numel() for p in hydra.utils.instantiate(cfg.model.generator).parameters())
         for cfg in (default, quality)

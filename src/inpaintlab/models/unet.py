@@ -59,28 +59,32 @@ FAR = 1e4  # distance meaning "no known pixel in this direction" (more than any 
 SCAN_STEPS = 8  # the directional fill looks up to 2**8 - 1 = 255 px away in each direction
 
 
-def distance_from_left(known: torch.Tensor) -> torch.Tensor:
-    """Distance from each pixel to the nearest known pixel at or left of it in its row
-    (FAR where there is none within reach). A log-step min-scan: after step i every pixel has
-    looked 2**(i+1) - 1 pixels to its left. Pad, slice, add and min only: cheap, and exportable
-    to ONNX/TorchScript with dynamic H and W."""
-    width = known.shape[-1]
-    distance = (1.0 - known) * FAR
+def nearest_known(
+    colour: torch.Tensor, known: torch.Tensor, dim: int, reverse: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(colour of the nearest known pixel along `dim` (-1: rows, -2: columns) at or before each
+    pixel, or at or after it with `reverse`; distance to it, FAR where there is none in reach).
+
+    A log-step max-scan: every known pixel scores its position key (larger = nearer: index + 1
+    looking back, length - index looking ahead), unknown pixels 0; after step i every pixel holds
+    the best score within 2**(i+1) - 1 pixels. Pad, slice and max on one channel, then one gather:
+    cheap (no transposes or flips), and exportable to ONNX/TorchScript with dynamic H and W.
+    """
+    length = known.shape[dim]
+    shape = [1, 1, 1, 1]
+    shape[dim] = length
+    position = torch.arange(length, device=known.device).view(shape).to(known.dtype)
+    score = known * (length - position if reverse else position + 1.0)
     for step in range(SCAN_STEPS):
         shift = 2**step
-        shifted = F.pad(distance, (shift, 0), value=FAR)[..., :width] + shift
-        distance = torch.minimum(distance, shifted)
-    return distance
-
-
-def nearest_known_from_left(
-    colour: torch.Tensor, known: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(colour of the nearest known pixel at or left of each pixel, distance to it)."""
-    distance = distance_from_left(known)
-    columns = torch.arange(colour.shape[-1], device=colour.device).view(1, 1, 1, -1)
-    source = (columns - distance.clamp_max(FAR - 1).long()).clamp_min(0)  # FAR: any column
-    return torch.gather(colour, -1, source.expand_as(colour)), distance
+        pad = [0, 0, 0, 0]  # F.pad order: left, right, top, bottom
+        pad[(0 if dim == -1 else 2) + int(reverse)] = shift
+        shifted = F.pad(score, pad).narrow(dim, shift if reverse else 0, length)
+        score = torch.maximum(score, shifted)
+    source = length - score if reverse else score - 1.0
+    distance = torch.where(score > 0, (source - position).abs(), torch.full_like(score, FAR))
+    index = source.clamp(0, length - 1).long()
+    return torch.gather(colour, dim, index.expand_as(colour)), distance
 
 
 def directional_fill(
@@ -101,25 +105,13 @@ def directional_fill(
     total = torch.zeros_like(image)
     weight_sum = torch.zeros_like(mask)
     nearest_distance = torch.full_like(mask, FAR)
-    for transpose in (False, True):  # along rows, then along columns
-        colour, seen = image, known
-        if transpose:
-            colour, seen = colour.transpose(-1, -2), seen.transpose(-1, -2)
-        # both directions in one batch: from the left, and from the right (flipped)
-        nearest, distance = nearest_known_from_left(
-            torch.cat([colour, colour.flip(-1)]), torch.cat([seen, seen.flip(-1)])
-        )
-        weight = (distance < FAR).to(image.dtype) / distance.clamp_min(1.0) ** 2
-        weighted = nearest * weight
-        for part in (0, 1):  # part 1 looked from the right: flip it back
-            parts = [t.chunk(2)[part] for t in (weighted, weight, distance)]
-            if part:
-                parts = [t.flip(-1) for t in parts]
-            if transpose:
-                parts = [t.transpose(-1, -2) for t in parts]
-            total = total + parts[0]
-            weight_sum = weight_sum + parts[1]
-            nearest_distance = torch.minimum(nearest_distance, parts[2])
+    for dim in (-1, -2):  # along rows, then along columns
+        for reverse in (False, True):  # looking back (left, up), then ahead (right, down)
+            nearest, distance = nearest_known(image, known, dim, reverse)
+            weight = (distance < FAR).to(image.dtype) / distance.clamp_min(1.0) ** 2
+            total = total + nearest * weight
+            weight_sum = weight_sum + weight
+            nearest_distance = torch.minimum(nearest_distance, distance)
     fallback = pyramid_fill(image, mask, levels)
     directional = torch.where(weight_sum > 0, total / weight_sum.clamp_min(1e-12), fallback)
     if edge_width is None:
@@ -128,11 +120,36 @@ def directional_fill(
     return fallback + edge * (directional - fallback)
 
 
-def conv_block(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    """3x3 conv -> GroupNorm -> SiLU. GroupNorm because batches are small on a CPU."""
+def make_fill(
+    image: torch.Tensor, mask: torch.Tensor, fill: str, edge_width: float, levels: int
+) -> torch.Tensor:
+    """The cheap fill a generator predicts its residual over: "pyramid", "directional", "edge"."""
+    if fill == "directional":
+        return directional_fill(image, mask, levels=levels)
+    if fill == "edge":
+        return directional_fill(image, mask, edge_width, levels)
+    return pyramid_fill(image, mask, levels)
+
+
+FILLS = ("pyramid", "directional", "edge")
+NORMS = ("group", "batch")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """GroupNorm (exact for any batch size) or BatchNorm (folded into the convolution at export:
+    onnxruntime then runs conv + norm as one op, about a quarter faster for these models)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.GroupNorm(min(8, channels), channels)
+
+
+def conv_block(
+    in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1, norm: str = "group"
+) -> nn.Sequential:
+    """3x3 conv -> norm -> SiLU. GroupNorm by default because batches are small on a CPU."""
     return nn.Sequential(
         nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation),
-        nn.GroupNorm(min(8, out_ch), out_ch),
+        norm_layer(norm, out_ch),
         nn.SiLU(inplace=True),
     )
 
@@ -140,11 +157,11 @@ def conv_block(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> n
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with a skip connection; dilation widens the receptive field cheaply."""
 
-    def __init__(self, channels: int, dilation: int = 1) -> None:
+    def __init__(self, channels: int, dilation: int = 1, norm: str = "group") -> None:
         super().__init__()
-        self.conv1 = conv_block(channels, channels, dilation=dilation)
+        self.conv1 = conv_block(channels, channels, dilation=dilation, norm=norm)
         self.conv2 = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(min(8, channels), channels)
+            nn.Conv2d(channels, channels, 3, padding=1), norm_layer(norm, channels)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,10 +171,8 @@ class ResidualBlock(nn.Module):
 class DilatedBottleneck(nn.Sequential):
     """Residual blocks at 1/4 resolution with growing dilation (1, 2, 4, 8, ...)."""
 
-    def __init__(self, channels: int, num_blocks: int = 4) -> None:
-        super().__init__(
-            *[ResidualBlock(channels, dilation=2 ** (i % 4)) for i in range(num_blocks)]
-        )
+    def __init__(self, channels: int, num_blocks: int = 4, norm: str = "group") -> None:
+        super().__init__(*[ResidualBlock(channels, 2 ** (i % 4), norm) for i in range(num_blocks)])
 
 
 class Encoder(nn.Module):
@@ -224,7 +239,7 @@ class UNetGenerator(nn.Module):
         fill_skip: bool = False,
     ) -> None:
         super().__init__()
-        if fill not in ("pyramid", "directional", "edge"):
+        if fill not in FILLS:
             raise ValueError(f"fill must be 'pyramid', 'directional' or 'edge', got {fill!r}")
         self.fill_levels, self.fill, self.edge_width = fill_levels, fill, edge_width
         self.encoder = Encoder(base_channels)
@@ -234,12 +249,7 @@ class UNetGenerator(nn.Module):
     def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The raw generated RGB for every pixel (before compositing): what the losses see."""
         features, skips = self.encoder(mask_input(image, mask))
-        if self.fill == "directional":
-            fill = directional_fill(image, mask, levels=self.fill_levels)
-        elif self.fill == "edge":
-            fill = directional_fill(image, mask, self.edge_width, self.fill_levels)
-        else:
-            fill = pyramid_fill(image, mask, self.fill_levels)
+        fill = make_fill(image, mask, self.fill, self.edge_width, self.fill_levels)
         residual = self.decoder(self.bottleneck(features), skips, fill)
         return (fill + residual).clamp(0.0, 1.0)
 

@@ -1,0 +1,123 @@
+"""model=unet (the default, models/fast_unet.py): shapes at 1/2 and 1/4 resolution, compositing, real training steps, and
+export parity (BatchNorm folded into the convolutions in the ONNX graph)."""
+
+from __future__ import annotations
+
+import hydra
+import lightning as L
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from test_generators import RandomInpainting, off_identity, random_batch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from inpaintlab.export import export_onnx, export_torchscript
+from inpaintlab.models.fast_unet import FastUNetGenerator
+from inpaintlab.models.unet import pyramid_fill
+from inpaintlab.module import InpaintModule
+
+
+def test_ci_composition_shapes_and_known_pixels(compose_cfg):
+    cfg = compose_cfg("experiment=ci")
+    assert cfg.model.name == "unet"
+    generator = hydra.utils.instantiate(cfg.model.generator).eval()
+    assert isinstance(generator, FastUNetGenerator)
+    shapes = {}
+    for name in ("stem", "bottleneck"):
+        getattr(generator, name).register_forward_hook(
+            lambda m, i, out, name=name: shapes.__setitem__(name, tuple(out.shape))
+        )
+    image, mask = random_batch(2, 32, 48)
+    with torch.no_grad():
+        out = generator(image, mask)
+    assert shapes["stem"] == (2, 8, 16, 24)  # 1/2 resolution, base_channels (ci: 8)
+    assert shapes["bottleneck"] == (2, 24, 8, 12)  # 1/4 resolution, 3 * base_channels
+    assert out.shape == image.shape
+    keep = mask.expand_as(image) == 0
+    assert torch.equal(out[keep], image[keep])  # known pixels bit-exact
+
+
+def test_no_convolution_at_full_resolution():
+    """The point of the model: every convolution runs at 1/2 resolution or below."""
+    generator = FastUNetGenerator(base_channels=8, bottleneck_channels=16).eval()
+    heights = []
+    for module in generator.modules():
+        if isinstance(module, nn.Conv2d):
+            module.register_forward_hook(lambda m, i, out: heights.append(i[0].shape[-2]))
+    with torch.no_grad():
+        generator(*random_batch(1, 64, 64))
+    assert heights and max(heights) == 32
+
+
+def test_output_does_not_depend_on_hidden_pixels():
+    """Space-to-depth mixes a hole pixel with its known neighbours: it must still not peek."""
+    generator = off_identity(FastUNetGenerator(8, 16, 2, fill="edge"))
+    image = torch.rand(1, 3, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 7:21, 9:20] = 1  # odd edges: 2x2 cells half known, half hidden
+    other = image * (1 - mask) + torch.rand_like(image) * mask
+    with torch.no_grad():
+        assert torch.allclose(generator(image, mask), generator(other, mask), atol=1e-6)
+
+
+def test_starts_as_its_fill():
+    generator = FastUNetGenerator(base_channels=8, bottleneck_channels=16, fill="pyramid").eval()
+    image, mask = random_batch(1, 32, 32)
+    with torch.no_grad():
+        raw = generator.generate(image, mask)
+    assert torch.allclose(raw, pyramid_fill(image, mask).clamp(0, 1))
+
+
+@pytest.mark.parametrize("kwargs", [{"fill": "nearest"}, {"norm": "layer"}])
+def test_bad_options_are_one_clear_error(kwargs):
+    with pytest.raises(ValueError, match="must be one of"):
+        FastUNetGenerator(**kwargs)
+
+
+def test_trains_through_the_lightning_module(compose_cfg):
+    torch.manual_seed(0)
+    cfg = compose_cfg("experiment=ci")
+    module = InpaintModule(model=cfg.model, loss=cfg.loss, optim=cfg.optim)
+    before = {k: v.clone() for k, v in module.generator.state_dict().items()}
+    trainer = L.Trainer(
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(RandomInpainting(), batch_size=4))
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    after = module.generator.state_dict()
+    assert after["to_rgb.weight"].any()  # zero-initialised: only a gradient moves it
+    running_mean = "bottleneck.0.conv1.1.running_mean"
+    assert not torch.equal(after[running_mean], before[running_mean])  # BatchNorm statistics
+
+
+@pytest.mark.parametrize("fill", ["pyramid", "edge"])
+def test_export_parity_and_folded_batchnorm(tmp_path, fill):
+    torch.manual_seed(0)
+    generator = off_identity(FastUNetGenerator(8, 16, 2, fill=fill))
+    with torch.no_grad():  # running statistics that are not the identity
+        for module in generator.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    example = random_batch(1, 32, 32)
+    export_onnx(generator, tmp_path / "model.onnx", example, 17, {"model": "unet"})
+    export_torchscript(generator, tmp_path / "model.pt", example, {"model": "unet"})
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "model.onnx")).graph.node}
+    assert "BatchNormalization" not in ops and "Conv" in ops  # folded into the convolutions
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(tmp_path / "model.pt"))
+    for size in [(48, 64), (40, 24)]:
+        image, mask = random_batch(2, *size, seed=1)
+        with torch.no_grad():
+            reference = generator(image, mask)
+            assert (scripted(image, mask) - reference).abs().max().item() < 1e-4
+        onnx_out = session.run(["output"], {"image": image.numpy(), "mask": mask.numpy()})[0]
+        assert np.abs(onnx_out - reference.numpy()).max() < 1e-4
