@@ -4,17 +4,12 @@ export parity (BatchNorm folded into the convolutions in the ONNX graph)."""
 from __future__ import annotations
 
 import hydra
-import lightning as L
-import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
-from test_generators import RandomInpainting, off_identity, random_batch
+from test_generators import assert_export_parity, off_identity, quick_fit, random_batch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from inpaintlab.export import export_onnx, export_torchscript
 from inpaintlab.models.fast_unet import FastUNetGenerator
 from inpaintlab.models.unet import pyramid_fill
 from inpaintlab.module import InpaintModule
@@ -82,15 +77,7 @@ def test_trains_through_the_lightning_module(compose_cfg):
     cfg = compose_cfg("experiment=ci")
     module = InpaintModule(model=cfg.model, loss=cfg.loss, optim=cfg.optim)
     before = {k: v.clone() for k, v in module.generator.state_dict().items()}
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, DataLoader(RandomInpainting(), batch_size=4))
+    trainer = quick_fit(module, steps=3)
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
     after = module.generator.state_dict()
     assert after["to_rgb.weight"].any()  # zero-initialised: only a gradient moves it
@@ -107,17 +94,6 @@ def test_export_parity_and_folded_batchnorm(tmp_path, fill):
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
-    example = random_batch(1, 32, 32)
-    export_onnx(generator, tmp_path / "model.onnx", example, 17, {"model": "unet"})
-    export_torchscript(generator, tmp_path / "model.pt", example, {"model": "unet"})
+    assert_export_parity(generator, tmp_path, "unet", sizes=[(48, 64), (40, 24)])
     ops = {node.op_type for node in onnx.load(str(tmp_path / "model.onnx")).graph.node}
     assert "BatchNormalization" not in ops and "Conv" in ops  # folded into the convolutions
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    scripted = torch.jit.load(str(tmp_path / "model.pt"))
-    for size in [(48, 64), (40, 24)]:
-        image, mask = random_batch(2, *size, seed=1)
-        with torch.no_grad():
-            reference = generator(image, mask)
-            assert (scripted(image, mask) - reference).abs().max().item() < 1e-4
-        onnx_out = session.run(["output"], {"image": image.numpy(), "mask": mask.numpy()})[0]
-        assert np.abs(onnx_out - reference.numpy()).max() < 1e-4
