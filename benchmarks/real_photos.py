@@ -21,7 +21,9 @@ the same evaluate() as `benchmarks/quality.py`.
 copied as they are (JPEG and PNG, RGB and grayscale, 300 to 740 px) into `<work>/data/raw`, the
 standard stage commands run in `<work>` (`python -m inpaintlab.prepare ARGS`, then
 `python -m inpaintlab.train ARGS`, ARGS = `--train-args`), and the checkpoint they produce is
-measured on crops of the N held-out photos only.
+measured on crops of the N held-out photos only. `--train-crops K` writes K random square crops
+(20-100% of the short side) of each training photo instead, standing in for a folder of many
+photos: the way to measure generalisation to unseen photos with the photos at hand.
 
 A measurement, not a test (tests/test_real_photos.py checks that the photos are found and the
 crops are deterministic). Exits 0 after printing the table.
@@ -216,12 +218,42 @@ def holdout_split(photos: Sequence[Photo], n: int, seed: int = 0) -> tuple[list,
     return [p for p in photos if p not in held], held
 
 
-def train_on_photos(photos: Sequence[Photo], work: Path, args: Sequence[str]) -> Path:
-    """The README's "own photos" commands on these photos in `work`; returns the checkpoint."""
+def write_training_crops(
+    photo: Photo, raw: Path, count: int, seed: int = 0
+) -> list[tuple[int, int, int]]:
+    """`count` square crops of one photo into raw/ as PNG, sides uniform in 20-100% of its short
+    side, positions from an rng seeded by (seed, name): many views of few photos, standing in
+    for a folder of many photos. Returns the (top, left, side) of each crop."""
+    from PIL import Image
+
+    image = load_rgb(photo.path)
+    height, width = image.shape[:2]
+    short = min(height, width)
+    rng = _rng(seed, photo.name, "train")
+    stem = photo.name.replace("/", "_").rsplit(".", 1)[0]
+    boxes = []
+    for i in range(count):
+        side = int(rng.integers(max(8, short // 5), short + 1))
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        crop = image[top : top + side, left : left + side]
+        Image.fromarray(np.ascontiguousarray(crop)).save(raw / f"{stem}_{i:04d}.png")
+        boxes.append((top, left, side))
+    return boxes
+
+
+def train_on_photos(
+    photos: Sequence[Photo], work: Path, args: Sequence[str], crops: int = 0, seed: int = 0
+) -> Path:
+    """The README's "own photos" commands on these photos in `work`; returns the checkpoint.
+    With `crops`, data/raw gets that many random crops of each photo instead of the photos."""
     raw = work / "data" / "raw"
     raw.mkdir(parents=True)
-    for photo in photos:  # copied as they are: mixed formats, sizes and modes
-        shutil.copy2(photo.path, raw / photo.name.replace("/", "_"))
+    for photo in photos:
+        if crops:
+            write_training_crops(photo, raw, crops, seed)
+        else:  # copied as they are: mixed formats, sizes and modes
+            shutil.copy2(photo.path, raw / photo.name.replace("/", "_"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.setdefault("OMP_NUM_THREADS", "2")
     env["PYTHONHASHSEED"] = "0"
@@ -260,6 +292,13 @@ def main() -> None:
         help="train on all photos but N (prepare + train in a temp folder), test on those N",
     )
     parser.add_argument(
+        "--train-crops",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --train-holdout: train on K random crops of each photo instead of the photos",
+    )
+    parser.add_argument(
         "--train-args",
         default="experiment=ci",
         help='Hydra overrides for prepare and train with --train-holdout (default: "experiment=ci")',
@@ -281,7 +320,11 @@ def main() -> None:
             print(f"train on {len(train_photos)} photos: {', '.join(p.name for p in train_photos)}")
             print(f"held out {len(test_photos)}: {', '.join(p.name for p in test_photos)}")
             checkpoint = train_on_photos(
-                train_photos, Path(tmp) / "project", shlex.split(args.train_args)
+                train_photos,
+                Path(tmp) / "project",
+                shlex.split(args.train_args),
+                args.train_crops,
+                args.seed,
             )
         if not checkpoint.exists():
             raise SystemExit(f"error: {checkpoint} does not exist: train a model first")

@@ -96,3 +96,22 @@ def test_test_set_has_the_prepare_layout(photos, tmp_path):
         assert sorted(masks.files) == ["box", "outpaint"]
         assert masks["box"].shape == (8, 32, 32) and masks["box"].dtype == np.uint8
         assert masks["box"].any()
+
+
+def test_training_crops_are_deterministic_square_views_of_the_photo(photos, tmp_path):
+    photo = next(p for p in photos if p.name == "skimage/coffee.png")
+    image = real_photos.load_rgb(photo.path)
+    boxes = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        boxes.append(real_photos.write_training_crops(photo, tmp_path / folder, 5))
+    assert boxes[0] == boxes[1]
+    files = sorted((tmp_path / "a").glob("*.png"))
+    assert [f.name for f in files] == [f"skimage_coffee_{i:04d}.png" for i in range(5)]
+    short = min(image.shape[:2])
+    for path, (top, left, side) in zip(files, boxes[0], strict=True):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes()
+        assert short // 5 <= side <= short
+        crop = cv2.imread(str(path))[..., ::-1]  # a window of the photo, pixel for pixel
+        assert np.array_equal(crop, image[top : top + side, left : left + side])
+    assert len({side for _, _, side in boxes[0]}) > 1
