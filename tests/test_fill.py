@@ -4,11 +4,10 @@ reference, its edge behaviour, and export parity of a generator built on it."""
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
+from test_generators import assert_export_parity, off_identity
 
-from inpaintlab.export import export_onnx, export_torchscript
 from inpaintlab.models.unet import SCAN_STEPS, UNetGenerator, directional_fill, pyramid_fill
 
 REACH = 2**SCAN_STEPS - 1
@@ -94,25 +93,17 @@ def test_unknown_fill_is_a_clear_error():
         UNetGenerator(base_channels=8, fill="nearest")
 
 
+def box_and_band(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two images: one with a box far from the border, one with a right-half outpainting band."""
+    mask = torch.zeros(2, 1, height, width)
+    mask[0, :, 8:30, 4:20] = 1
+    mask[1, :, :, width // 2 :] = 1
+    return torch.rand(2, 3, height, width), mask
+
+
 def test_directional_generator_export_parity_at_untraced_sizes(tmp_path):
     torch.manual_seed(0)
-    generator = UNetGenerator(base_channels=8, bottleneck_blocks=1, fill="directional")
-    with torch.no_grad():
-        for p in generator.parameters():  # off the zero-initialised output layer
-            p.add_(0.05 * torch.randn_like(p))
-    generator.eval()
-    example = (torch.rand(1, 3, 32, 32), (torch.rand(1, 1, 32, 32) > 0.6).float())
-    export_onnx(generator, tmp_path / "model.onnx", example, 17, {})
-    export_torchscript(generator, tmp_path / "model.pt", example, {})
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    scripted = torch.jit.load(str(tmp_path / "model.pt"))
-    for size in [(48, 64), (40, 24)]:
-        image = torch.rand(2, 3, *size)
-        mask = torch.zeros(2, 1, *size)
-        mask[0, :, 8:30, 4:20] = 1
-        mask[1, :, :, size[1] // 2 :] = 1
-        with torch.no_grad():
-            reference = generator(image, mask)
-            assert (scripted(image, mask) - reference).abs().max().item() < 1e-4
-        onnx_out = session.run(["output"], {"image": image.numpy(), "mask": mask.numpy()})[0]
-        assert np.abs(onnx_out - reference.numpy()).max() < 1e-4
+    generator = off_identity(
+        UNetGenerator(base_channels=8, bottleneck_blocks=1, fill="directional")
+    )
+    assert_export_parity(generator, tmp_path, "unet_full", [(48, 64), (40, 24)], box_and_band)

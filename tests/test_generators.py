@@ -3,6 +3,8 @@ matmul DFT against torch.fft, real training steps, and export parity at untraced
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import hydra
 import lightning as L
 import numpy as np
@@ -145,17 +147,22 @@ def test_export_parity_at_untraced_sizes(tmp_path, name):
 
 
 def assert_export_parity(
-    generator: torch.nn.Module, folder, name: str, sizes: list[tuple[int, int]]
+    generator: torch.nn.Module,
+    folder,
+    name: str,
+    sizes: list[tuple[int, int]],
+    batch: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> None:
     """Export (traced at 32x32) to ONNX and TorchScript; both within 1e-4 of the module at
-    `sizes` (other than the traced one: the axes must really be dynamic)."""
+    `sizes` (other than the traced one: the axes must really be dynamic), on `batch(h, w)`
+    (default: 2 random images with random masks)."""
     example = random_batch(1, 32, 32)
     export_onnx(generator, folder / "model.onnx", example, 17, {"model": name})
     export_torchscript(generator, folder / "model.pt", example, {"model": name})
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     scripted = torch.jit.load(str(folder / "model.pt"))
     for size in sizes:
-        image, mask = random_batch(2, *size, seed=1)
+        image, mask = batch(*size) if batch else random_batch(2, *size, seed=1)
         with torch.no_grad():
             reference = generator(image, mask)
             assert (scripted(image, mask) - reference).abs().max().item() < 1e-4

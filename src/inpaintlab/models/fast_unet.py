@@ -30,6 +30,7 @@ from inpaintlab.models.unet import (
     FILLS,
     NORMS,
     DilatedBottleneck,
+    check_choice,
     composite,
     conv_block,
     make_fill,
@@ -51,10 +52,8 @@ class FastUNetGenerator(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        if fill not in FILLS:
-            raise ValueError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        check_choice("fill", fill, FILLS)
+        check_choice("norm", norm, NORMS)
         c, b = base_channels, bottleneck_channels or 3 * base_channels
         self.fill, self.edge_width, self.fill_levels = fill, edge_width, fill_levels
         self.stem = nn.Sequential(

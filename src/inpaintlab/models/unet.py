@@ -135,6 +135,12 @@ FILLS = ("pyramid", "directional", "edge")
 NORMS = ("group", "batch")
 
 
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """A config value outside its choices is one clear error when the generator is built."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """GroupNorm (exact for any batch size) or BatchNorm (folded into the convolution at export:
     onnxruntime then runs conv + norm as one op, about a quarter faster for these models)."""
@@ -239,8 +245,7 @@ class UNetGenerator(nn.Module):
         fill_skip: bool = False,
     ) -> None:
         super().__init__()
-        if fill not in FILLS:
-            raise ValueError(f"fill must be 'pyramid', 'directional' or 'edge', got {fill!r}")
+        check_choice("fill", fill, FILLS)
         self.fill_levels, self.fill, self.edge_width = fill_levels, fill, edge_width
         self.encoder = Encoder(base_channels)
         self.bottleneck = bottleneck or DilatedBottleneck(4 * base_channels, bottleneck_blocks)
