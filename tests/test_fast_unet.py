@@ -11,7 +11,7 @@ from test_generators import assert_export_parity, off_identity, quick_fit, rando
 from torch import nn
 
 from inpaintlab.models.fast_unet import FastUNetGenerator
-from inpaintlab.models.unet import pyramid_fill
+from inpaintlab.models.fills import fast_edge_fill, pyramid_fill
 from inpaintlab.module import InpaintModule
 
 
@@ -29,27 +29,29 @@ def test_ci_composition_shapes_and_known_pixels(compose_cfg):
     with torch.no_grad():
         out = generator(image, mask)
     assert shapes["stem"] == (2, 8, 16, 24)  # 1/2 resolution, base_channels (ci: 8)
-    assert shapes["bottleneck"] == (2, 24, 8, 12)  # 1/4 resolution, 3 * base_channels
+    assert shapes["bottleneck"] == (2, 32, 8, 12)  # 1/4 resolution, bottleneck_channels
     assert out.shape == image.shape
     keep = mask.expand_as(image) == 0
     assert torch.equal(out[keep], image[keep])  # known pixels bit-exact
 
 
 def test_no_convolution_at_full_resolution():
-    """The point of the model: every convolution runs at 1/2 resolution or below."""
+    """The point of the model: every convolution computes its outputs at 1/2 resolution or
+    below (the stem reads the full-resolution input with stride 2)."""
     generator = FastUNetGenerator(base_channels=8, bottleneck_channels=16).eval()
     heights = []
     for module in generator.modules():
         if isinstance(module, nn.Conv2d):
-            module.register_forward_hook(lambda m, i, out: heights.append(i[0].shape[-2]))
+            module.register_forward_hook(lambda m, i, out: heights.append(out.shape[-2]))
     with torch.no_grad():
         generator(*random_batch(1, 64, 64))
     assert heights and max(heights) == 32
 
 
-def test_output_does_not_depend_on_hidden_pixels():
-    """Space-to-depth mixes a hole pixel with its known neighbours: it must still not peek."""
-    generator = off_identity(FastUNetGenerator(8, 16, 2, fill="edge"))
+@pytest.mark.parametrize(("fill", "sees_fill"), [("edge", False), ("fast_edge", True)])
+def test_output_does_not_depend_on_hidden_pixels(fill, sees_fill):
+    """The stride-2 stem mixes a hole pixel with its known neighbours: it must still not peek."""
+    generator = off_identity(FastUNetGenerator(8, 16, 2, fill=fill, sees_fill=sees_fill))
     image = torch.rand(1, 3, 32, 32)
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., 7:21, 9:20] = 1  # odd edges: 2x2 cells half known, half hidden
@@ -66,7 +68,7 @@ def test_starts_as_its_fill():
     assert torch.allclose(raw, pyramid_fill(image, mask).clamp(0, 1))
 
 
-@pytest.mark.parametrize("kwargs", [{"fill": "nearest"}, {"norm": "layer"}])
+@pytest.mark.parametrize("kwargs", [{"fill": "nearest"}, {"norm": "layer"}, {"activation": "gelu"}])
 def test_bad_options_are_one_clear_error(kwargs):
     with pytest.raises(ValueError, match="must be one of"):
         FastUNetGenerator(**kwargs)
@@ -85,10 +87,15 @@ def test_trains_through_the_lightning_module(compose_cfg):
     assert not torch.equal(after[running_mean], before[running_mean])  # BatchNorm statistics
 
 
-@pytest.mark.parametrize("fill", ["pyramid", "edge"])
-def test_export_parity_and_folded_batchnorm(tmp_path, fill):
+@pytest.mark.parametrize(
+    ("fill", "activation", "sees_fill"),
+    [("pyramid", "silu", False), ("edge", "silu", False), ("fast_edge", "relu", True)],
+)
+def test_export_parity_and_folded_batchnorm(tmp_path, fill, activation, sees_fill):
     torch.manual_seed(0)
-    generator = off_identity(FastUNetGenerator(8, 16, 2, fill=fill))
+    generator = off_identity(
+        FastUNetGenerator(8, 16, 2, fill, activation=activation, sees_fill=sees_fill)
+    )
     with torch.no_grad():  # running statistics that are not the identity
         for module in generator.modules():
             if isinstance(module, nn.BatchNorm2d):
@@ -97,3 +104,14 @@ def test_export_parity_and_folded_batchnorm(tmp_path, fill):
     assert_export_parity(generator, tmp_path, "unet", sizes=[(48, 64), (40, 24)])
     ops = {node.op_type for node in onnx.load(str(tmp_path / "model.onnx")).graph.node}
     assert "BatchNormalization" not in ops and "Conv" in ops  # folded into the convolutions
+
+
+def test_sees_fill_feeds_the_fill_and_the_mask_to_the_stem():
+    generator = FastUNetGenerator(8, 16, 2, fill="fast_edge", sees_fill=True).eval()
+    seen = []
+    generator.stem[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    image, mask = random_batch(2, 32, 32)
+    with torch.no_grad():
+        generator(image, mask)
+    assert torch.equal(seen[0][:, :3], fast_edge_fill(image, mask))
+    assert torch.equal(seen[0][:, 3:], mask)

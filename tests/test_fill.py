@@ -8,7 +8,14 @@ import pytest
 import torch
 from test_generators import assert_export_parity, off_identity
 
-from inpaintlab.models.unet import SCAN_STEPS, UNetGenerator, directional_fill, pyramid_fill
+from inpaintlab.models.fills import (
+    SCAN_STEPS,
+    directional_fill,
+    fast_edge_fill,
+    packed_nearest,
+    pyramid_fill,
+)
+from inpaintlab.models.unet import UNetGenerator
 
 REACH = 2**SCAN_STEPS - 1
 
@@ -86,6 +93,65 @@ def test_edge_fill_is_directional_at_the_edge_and_pyramid_inside():
     assert torch.allclose(inside, pyramid[..., 24:40, 24:40], atol=1e-3)
     assert not torch.allclose(inside, directional[..., 24:40, 24:40], atol=1e-3)
     assert torch.equal(edge[mask.expand_as(edge) == 0], image[mask.expand_as(image) == 0])
+
+
+@pytest.mark.parametrize(("dim", "reach"), [(-1, 3), (-2, 3), (-1, 40)])
+def test_packed_nearest_matches_a_walk_to_the_nearest_known_pixel(dim, reach):
+    """Colour and 1/d^2 weight of the nearest known pixel back and ahead, 0 beyond `reach`."""
+    g = torch.Generator().manual_seed(reach - dim)
+    grey = torch.randint(0, 256, (2, 3, 13, 17), generator=g).float()
+    known = (torch.rand(2, 1, 13, 17, generator=g) > 0.7).float()
+    (back, back_w), (ahead, ahead_w) = packed_nearest(grey, known, dim, reach)
+    axis = 3 if dim == -1 else 2
+    g_np, k_np = grey.numpy(), known.numpy()[:, 0] > 0
+    for index in np.ndindex(2, 13, 17):
+        for step, colour, weight in ((-1, back, back_w), (1, ahead, ahead_w)):
+            n, y, x = index
+            found = None
+            for d in range(reach + 1):
+                pos = [y, x]
+                pos[axis - 2] += step * d
+                if not 0 <= pos[axis - 2] < k_np.shape[axis - 1]:
+                    break
+                if k_np[n, pos[0], pos[1]]:
+                    found = (d, g_np[n, :, pos[0], pos[1]])
+                    break
+            if found is None:
+                assert weight[n, 0, y, x] == 0
+            else:
+                assert weight[n, 0, y, x] == pytest.approx(1 / max(found[0], 1) ** 2)
+                np.testing.assert_array_equal(colour[n, :, y, x].numpy(), found[1])
+
+
+def test_fast_edge_fill_keeps_known_pixels_and_replicates_across_a_straight_edge():
+    image = torch.rand(1, 3, 16, 24)
+    mask = torch.zeros(1, 1, 16, 24)
+    mask[..., 13:] = 1  # right band, full height, at an odd column: half a 2x2 cell known
+    filled = fast_edge_fill(image, mask)
+    assert torch.equal(filled[..., :13], image[..., :13])
+    assert torch.allclose(filled[..., 13], image[..., 12])  # the first ring: exact replication
+    inside = filled[..., 14:]
+    assert inside.min() >= 0 and inside.max() <= 1
+    assert torch.isfinite(fast_edge_fill(image, torch.ones(1, 1, 16, 24))).all()
+
+
+def test_fast_edge_fill_does_not_depend_on_hidden_pixels():
+    image = torch.rand(2, 3, 20, 20)
+    mask = torch.zeros(2, 1, 20, 20)
+    mask[0, :, 3:14, 5:12] = 1
+    mask[1, :, :, 7:] = 1
+    other = image * (1 - mask) + torch.rand_like(image) * mask
+    assert torch.equal(fast_edge_fill(image, mask), fast_edge_fill(other, mask))
+
+
+def test_fast_edge_fill_is_close_to_the_edge_fill_on_smooth_images():
+    """Same idea, cheaper: on a smooth image the two fills agree to a few grey levels."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    image = torch.stack([0.2 + 0.6 * x, 0.8 - 0.5 * y, 0.5 + 0.3 * x * y])[None]
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 20:45, 10:50] = 1
+    exact, fast = directional_fill(image, mask, edge_width=4.0), fast_edge_fill(image, mask, 4.0)
+    assert (exact - fast).abs().max() < 0.03
 
 
 def test_unknown_fill_is_a_clear_error():

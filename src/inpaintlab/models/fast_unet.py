@@ -3,21 +3,20 @@ convolution at full resolution.
 
     image [N,3,H,W] + mask [N,1,H,W]
       -> masked input [N,4,H,W]
-      -> space-to-depth (PixelUnshuffle 2) -> [N,16,H/2,W/2] -> stem at 1/2 resolution (C channels)
+      -> stem: a 6x6 stride-2 convolution (= space-to-depth, then a 3x3 convolution over the 16
+         channels, without the transpose) and a 3x3 one -> [N,C,H/2,W/2]
       -> one stride-2 step -> features [N,B,H/4,W/4] -> dilated residual bottleneck
          (B = bottleneck_channels, default 3C)
-      -> one upsampling step with the stem's skip -> [N,C,H/2,W/2]
+      -> a 3x3 conv to C channels, nearest upsampling, fused with the stem's skip -> [N,C,H/2,W/2]
       -> 1x1 conv to 12 channels -> depth-to-space (PixelShuffle 2) -> RGB residual [N,3,H,W]
-         over the cheap fill (as in unet.py), then composited with the known pixels.
+         over the cheap fill (fills.py), then composited with the known pixels.
 
 Why: on a CPU the full-resolution convolutions and the GroupNorms are most of the U-Net's time.
 Working at 1/2 resolution cuts the convolution work about fourfold; the fill (exact at the
-hole's edge with `fill: edge`) and the composite keep the output sharp where it meets the photo,
-and depth-to-space still predicts every output pixel. BatchNorm by default: onnxruntime folds
-it into the convolutions. H and W stay multiples of 8 (features at 1/4 like the U-Net).
-Measured (docs/experiments.md): in the default 10-minute budget it trains 140 epochs instead of
-64 and ends level with or ahead of the full-resolution U-Net on every mask family but thin
-strokes (-0.18 dB), at 1/5 of its inference time.
+hole's edge with `fill: fast_edge` or `edge`) and the composite keep the output sharp where it
+meets the photo, and depth-to-space still predicts every output pixel. BatchNorm by default and
+ReLU in the default config: onnxruntime folds both into the convolutions. H and W stay
+multiples of 8 (features at 1/4 like the U-Net). Timings and quality: docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -26,15 +25,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from inpaintlab.models.fills import FILLS, make_fill
 from inpaintlab.models.unet import (
-    FILLS,
+    ACTIVATIONS,
     NORMS,
     DilatedBottleneck,
     check_choice,
     composite,
     conv_block,
-    make_fill,
     mask_input,
+    norm_layer,
 )
 
 
@@ -50,33 +50,40 @@ class FastUNetGenerator(nn.Module):
         edge_width: float = 4.0,
         fill_levels: int = 5,
         norm: str = "batch",
+        activation: str = "silu",
+        sees_fill: bool = False,
     ) -> None:
         super().__init__()
         check_choice("fill", fill, FILLS)
         check_choice("norm", norm, NORMS)
+        check_choice("activation", activation, tuple(ACTIVATIONS))
         c, b = base_channels, bottleneck_channels or 3 * base_channels
         self.fill, self.edge_width, self.fill_levels = fill, edge_width, fill_levels
+        self.sees_fill = sees_fill
+        kw = {"norm": norm, "activation": activation}
         self.stem = nn.Sequential(
-            nn.PixelUnshuffle(2), conv_block(16, c, norm=norm), conv_block(c, c, norm=norm)
+            nn.Conv2d(4, c, 6, stride=2, padding=2),
+            norm_layer(norm, c),
+            ACTIVATIONS[activation](inplace=True),
+            conv_block(c, c, **kw),
         )
-        self.down = nn.Sequential(
-            conv_block(c, b, stride=2, norm=norm), conv_block(b, b, norm=norm)
-        )
-        self.bottleneck = DilatedBottleneck(b, bottleneck_blocks, norm)
-        self.up = conv_block(b, c, norm=norm)
-        self.fuse = conv_block(2 * c, c, norm=norm)
+        self.down = nn.Sequential(conv_block(c, b, stride=2, **kw), conv_block(b, b, **kw))
+        self.bottleneck = DilatedBottleneck(b, bottleneck_blocks, norm, activation)
+        self.up = conv_block(b, c, **kw)  # at 1/4 resolution, then upsampled: 4x cheaper
+        self.fuse = conv_block(2 * c, c, **kw)
         self.to_rgb = nn.Conv2d(c, 12, 1)
         nn.init.zeros_(self.to_rgb.weight)  # start as the fill, learn the residual
         nn.init.zeros_(self.to_rgb.bias)
 
     def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The raw generated RGB for every pixel (before compositing): what the losses see."""
-        half = self.stem(mask_input(image, mask))
+        fill = make_fill(image, mask, self.fill, self.edge_width, self.fill_levels)
+        # the network sees either the image with the hole blanked or the fill it corrects
+        half = self.stem(torch.cat([fill, mask], 1) if self.sees_fill else mask_input(image, mask))
         x = self.bottleneck(self.down(half))
-        x = self.up(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        x = F.interpolate(self.up(x), scale_factor=2.0, mode="nearest")
         x = self.fuse(torch.cat([x, half], dim=1))
         residual = F.pixel_shuffle(self.to_rgb(x), 2)
-        fill = make_fill(image, mask, self.fill, self.edge_width, self.fill_levels)
         return (fill + residual).clamp(0.0, 1.0)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

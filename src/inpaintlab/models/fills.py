@@ -1,0 +1,221 @@
+"""The cheap fills a generator predicts its residual over (coarse-to-fine, like DeepFill: the
+network starts from a plausible fill of the hole and spends its capacity on structure).
+
+    "pyramid"     smooth push-pull fill from all the known pixels
+    "directional" nearest known pixel left/right/up/down, weighted by 1/distance^2
+    "edge"        directional at the hole's edge, where it continues the known pixels exactly,
+                  fading into the pyramid fill inside (model=unet_full)
+    "fast_edge"   the same idea at about a quarter of the cost (model=unet, the default): the
+                  directional part at half resolution by one packed max-pool per axis, plus an
+                  exact first ring of hole pixels at full resolution
+
+All of them are plain pooling/elementwise tensor code, so they export to ONNX and TorchScript
+with dynamic H and W, and they return the image itself at the known pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def pyramid_fill(image: torch.Tensor, mask: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """Smooth fill of the hole from the known pixels (push-pull / normalised convolution).
+
+    Pull: the known colours (zero in the hole) and the hole's fraction, averaged down a pyramid
+    together. Push: from the coarsest level up, each level keeps its known colour sum and takes
+    the missing fraction from the level below (filled = colour + hole fraction x coarse, which
+    is the normalised colour where a level knows everything). The coarsest level starts from
+    the mean known colour. Pure pooling and interpolation.
+    """
+    known = 1.0 - mask
+    pyramid = [torch.cat([image * known, mask], dim=1)]
+    for _ in range(levels):
+        pyramid.append(F.avg_pool2d(pyramid[-1], 2, ceil_mode=True))
+    known_sum = known.sum((2, 3), keepdim=True).clamp_min(1e-6)
+    filled = pyramid[0][:, :3].sum((2, 3), keepdim=True) / known_sum
+    for level in reversed(pyramid):
+        coarse = F.interpolate(filled, size=level.shape[-2:], mode="bilinear", align_corners=False)
+        filled = level[:, :3] + level[:, 3:] * coarse
+    return filled
+
+
+FAR = 1e4  # distance meaning "no known pixel in this direction" (more than any real one)
+SCAN_STEPS = 8  # the directional fill looks up to 2**8 - 1 = 255 px away in each direction
+
+
+def nearest_known(
+    colour: torch.Tensor, known: torch.Tensor, dim: int, reverse: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(colour of the nearest known pixel along `dim` (-1: rows, -2: columns) at or before each
+    pixel, or at or after it with `reverse`; distance to it, FAR where there is none in reach).
+
+    A log-step max-scan: every known pixel scores its position key (larger = nearer: index + 1
+    looking back, length - index looking ahead), unknown pixels 0; after step i every pixel holds
+    the best score within 2**(i+1) - 1 pixels. Pad, slice and max on one channel, then one gather:
+    cheap (no transposes or flips), and exportable to ONNX/TorchScript with dynamic H and W.
+    """
+    length = known.shape[dim]
+    shape = [1, 1, 1, 1]
+    shape[dim] = length
+    position = torch.arange(length, device=known.device).view(shape).to(known.dtype)
+    score = known * (length - position if reverse else position + 1.0)
+    for step in range(SCAN_STEPS):
+        shift = 2**step
+        pad = [0, 0, 0, 0]  # F.pad order: left, right, top, bottom
+        pad[(0 if dim == -1 else 2) + int(reverse)] = shift
+        shifted = F.pad(score, pad).narrow(dim, shift if reverse else 0, length)
+        score = torch.maximum(score, shifted)
+    source = length - score if reverse else score - 1.0
+    distance = torch.where(score > 0, (source - position).abs(), torch.full_like(score, FAR))
+    index = source.clamp(0, length - 1).long()
+    return torch.gather(colour, dim, index.expand_as(colour)), distance
+
+
+def directional_fill(
+    image: torch.Tensor, mask: torch.Tensor, edge_width: float | None = None, levels: int = 5
+) -> torch.Tensor:
+    """Fill each hole pixel from the nearest known pixels to its left, right, top and bottom,
+    weighted by inverse squared distance; `pyramid_fill` where none of the four is within
+    reach (e.g. the corners of an all-sides outpainting band). With `edge_width`, only the
+    hole's edge gets it: the weight of the directional fill over the pyramid fill falls as
+    exp(-(d - 1) / edge_width) with the distance d to the nearest known pixel.
+
+    Why: it continues the known pixels exactly at the hole's edge (a border band becomes row
+    replication), where the push-pull fill is a blur of everything nearby. On the built-in test
+    set it alone beats Telea and Navier-Stokes on boxes and strokes; the network then only has
+    to learn a correction.
+    """
+    known = 1.0 - mask
+    total = torch.zeros_like(image)
+    weight_sum = torch.zeros_like(mask)
+    nearest_distance = torch.full_like(mask, FAR)
+    for dim in (-1, -2):  # along rows, then along columns
+        for reverse in (False, True):  # looking back (left, up), then ahead (right, down)
+            nearest, distance = nearest_known(image, known, dim, reverse)
+            weight = (distance < FAR).to(image.dtype) / distance.clamp_min(1.0) ** 2
+            total = total + nearest * weight
+            weight_sum = weight_sum + weight
+            nearest_distance = torch.minimum(nearest_distance, distance)
+    fallback = pyramid_fill(image, mask, levels)
+    directional = torch.where(weight_sum > 0, total / weight_sum.clamp_min(1e-12), fallback)
+    if edge_width is None:
+        return directional
+    edge = torch.exp(-(nearest_distance - 1.0).clamp(0.0, 100.0 * edge_width) / edge_width)
+    return fallback + edge * (directional - fallback)
+
+
+PACKED_REACH = 15  # the fast edge fill looks this far (half-resolution px) along rows/columns
+
+
+def packed_nearest(
+    grey_levels: torch.Tensor, known: torch.Tensor, dim: int, reach: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For the nearest known pixel within `reach` before and after each pixel along `dim`:
+    [(its colour in grey levels, its weight 1/distance^2 or 0 where none), back, ahead].
+
+    One max-pool per axis instead of a log-step scan and a gather per direction: every known
+    pixel packs a position key (larger = nearer: index + 1 looking back, length - index looking
+    ahead) and its 8-bit colour into one float, key * 256 + grey level (exact below 2**24, so
+    up to 65535 px a side), and the maximum over a window is the nearest known pixel with its
+    colour attached. Both directions share the pool: pad both ends, slice each out.
+    """
+    length = known.shape[dim]
+    shape = [1, 1, 1, 1]
+    shape[dim] = length
+    back_key = torch.arange(1, length + 1, device=known.device).view(shape).to(known.dtype)
+    ahead_key = (length + 1.0) - back_key
+    packed = torch.cat(
+        [known * (back_key * 256.0 + grey_levels), known * (ahead_key * 256.0 + grey_levels)], 1
+    )
+    if dim == -1:
+        pooled = F.max_pool2d(F.pad(packed, (reach, reach)), (1, reach + 1), stride=1)
+    else:
+        pooled = F.max_pool2d(F.pad(packed, (0, 0, reach, reach)), (reach + 1, 1), stride=1)
+    back = pooled.narrow(dim, 0, length)[:, :3]
+    ahead = pooled.narrow(dim, reach, length)[:, 3:]
+    nearest = []
+    for value, key in ((back, back_key), (ahead, ahead_key)):
+        found_key = torch.floor(value[:, :1] * (1.0 / 256.0))  # 0: nothing known in reach
+        distance = (key - found_key).clamp_min(1.0)
+        nearest.append((value - found_key * 256.0, found_key.clamp(0.0, 1.0) / distance.square()))
+    return nearest
+
+
+def packed_edge_fill(
+    image: torch.Tensor, mask: torch.Tensor, edge_width: float, levels: int, reach: int
+) -> torch.Tensor:
+    """The "edge" fill with the directional part from `packed_nearest` (colours rounded to 8
+    bits, reach limited to `reach` px, beyond which the edge weight is negligible anyway)."""
+    known = 1.0 - mask
+    grey_levels = torch.round(image.clamp(0.0, 1.0) * 255.0)
+    totals = []  # [colour * weight (3), weight (1)] per direction
+    for dim in (-1, -2):
+        totals += [
+            torch.cat([c * w, w], 1) for c, w in packed_nearest(grey_levels, known, dim, reach)
+        ]
+    total = totals[0] + totals[1] + totals[2] + totals[3]
+    best_weight = torch.maximum(
+        torch.maximum(totals[0][:, 3:], totals[1][:, 3:]),
+        torch.maximum(totals[2][:, 3:], totals[3][:, 3:]),
+    )
+    directional = total[:, :3] / (255.0 * total[:, 3:].clamp_min(1e-12))
+    nearest_distance = best_weight.clamp_min(1e-8).rsqrt()  # FAR-like where nothing in reach
+    edge = torch.exp((1.0 - nearest_distance).clamp(-100.0 * edge_width, 0.0) / edge_width)
+    fallback = pyramid_fill(image, mask, levels)
+    return fallback + edge * (directional - fallback)
+
+
+CROSS = ((0.0, 1.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def fast_edge_fill(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    edge_width: float = 4.0,
+    levels: int = 5,
+    reach: int = PACKED_REACH,
+) -> torch.Tensor:
+    """The edge fill at about a quarter of the cost, for the default (half-resolution) model.
+
+    The packed edge fill runs on the 2x2 means of the known pixels (a half-resolution pixel is
+    known when any of its four is; `edge_width` and `reach` count half-resolution pixels there,
+    so `reach` 15 looks 30 px away) and is upsampled bilinearly; hole pixels next to a known
+    pixel (the first ring) then take the mean of their known 4-neighbours at full resolution,
+    which keeps the seam exact: along a straight edge it is row or column replication.
+
+    Why: in onnxruntime the full-resolution "edge" fill was ~4.5 of the default model's 12.4 ms
+    at 256x256 (dozens of passes over full-size tensors). As a fill alone (no network) on the
+    built-in test set it is level with or better than "edge" on every mask family (thin
+    strokes -0.1 dB, box +0.2, outpaint +0.25, thick strokes +0.6).
+    """
+    known = 1.0 - mask
+    stacked = torch.cat([image * known, known], dim=1)
+    half = F.avg_pool2d(stacked, 2, ceil_mode=True)
+    half_known = half[:, 3:]
+    half_image = half[:, :3] / half_known.clamp_min(1e-6)
+    half_mask = (half_known <= 0).to(image.dtype)
+    coarse = packed_edge_fill(half_image, half_mask, edge_width / 2.0, max(levels - 1, 1), reach)
+    filled = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    cross = torch.tensor(CROSS, dtype=image.dtype, device=image.device).view(1, 1, 3, 3)
+    ring = F.conv2d(stacked, cross.expand(4, 1, 3, 3), padding=1, groups=4)
+    neighbours = ring[:, 3:]  # known 4-neighbours of each pixel
+    ring_colour = ring[:, :3] / neighbours.clamp_min(1.0)
+    filled = filled + neighbours.clamp(0.0, 1.0) * (ring_colour - filled)
+    return image * known + filled * mask
+
+
+FILLS = ("pyramid", "directional", "edge", "fast_edge")
+
+
+def make_fill(
+    image: torch.Tensor, mask: torch.Tensor, fill: str, edge_width: float, levels: int
+) -> torch.Tensor:
+    """The cheap fill a generator predicts its residual over (one of FILLS)."""
+    if fill == "fast_edge":
+        return fast_edge_fill(image, mask, edge_width, levels)
+    if fill == "directional":
+        return directional_fill(image, mask, levels=levels)
+    if fill == "edge":
+        return directional_fill(image, mask, edge_width, levels)
+    return pyramid_fill(image, mask, levels)
