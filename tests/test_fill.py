@@ -173,3 +173,26 @@ def test_directional_generator_export_parity_at_untraced_sizes(tmp_path):
         UNetGenerator(base_channels=8, bottleneck_blocks=1, fill="directional")
     )
     assert_export_parity(generator, tmp_path, "unet_full", [(48, 64), (40, 24)], box_and_band)
+
+
+def test_full_unet_that_sees_its_fill_does_not_peek_and_exports(tmp_path):
+    """sees_fill: the encoder's input is [fill, mask], and the fill only reads known pixels."""
+    torch.manual_seed(0)
+    generator = off_identity(
+        UNetGenerator(base_channels=8, bottleneck_blocks=1, fill="edge", sees_fill=True)
+    )
+    image, mask = box_and_band(48, 64)
+    other = image * (1 - mask) + torch.rand_like(image) * mask
+    with torch.no_grad():
+        assert torch.allclose(generator(image, mask), generator(other, mask), atol=1e-6)
+    assert_export_parity(generator, tmp_path, "unet_full", [(48, 64), (40, 24)], box_and_band)
+
+
+def test_fast_edge_fill_is_the_same_under_bfloat16_autocast():
+    """Training runs in bf16-mixed; the fill the network learns on must be the exported one."""
+    image = torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 5:20, 7:25] = 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = fast_edge_fill(image, mask)
+    assert torch.equal(under_autocast, fast_edge_fill(image, mask))

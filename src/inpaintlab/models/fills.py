@@ -198,7 +198,8 @@ def fast_edge_fill(
     coarse = packed_edge_fill(half_image, half_mask, edge_width / 2.0, max(levels - 1, 1), reach)
     filled = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
     cross = torch.tensor(CROSS, dtype=image.dtype, device=image.device).view(1, 1, 3, 3)
-    ring = F.conv2d(stacked, cross.expand(4, 1, 3, 3), padding=1, groups=4)
+    with torch.autocast(image.device.type, enabled=False):  # bf16 training: keep the ring exact
+        ring = F.conv2d(stacked.float(), cross.float().expand(4, 1, 3, 3), padding=1, groups=4)
     neighbours = ring[:, 3:]  # known 4-neighbours of each pixel
     ring_colour = ring[:, :3] / neighbours.clamp_min(1.0)
     filled = filled + neighbours.clamp(0.0, 1.0) * (ring_colour - filled)

@@ -159,18 +159,23 @@ class UNetGenerator(nn.Module):
         fill: str = "pyramid",
         edge_width: float = 4.0,
         fill_skip: bool = False,
+        sees_fill: bool = False,
     ) -> None:
         super().__init__()
         check_choice("fill", fill, FILLS)
         self.fill_levels, self.fill, self.edge_width = fill_levels, fill, edge_width
+        self.sees_fill = sees_fill
         self.encoder = Encoder(base_channels)
         self.bottleneck = bottleneck or DilatedBottleneck(4 * base_channels, bottleneck_blocks)
         self.decoder = Decoder(base_channels, fill_skip)
 
     def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The raw generated RGB for every pixel (before compositing): what the losses see."""
-        features, skips = self.encoder(mask_input(image, mask))
         fill = make_fill(image, mask, self.fill, self.edge_width, self.fill_levels)
+        # the encoder sees either the image with the hole blanked or the fill it corrects
+        features, skips = self.encoder(
+            torch.cat([fill, mask], 1) if self.sees_fill else mask_input(image, mask)
+        )
         residual = self.decoder(self.bottleneck(features), skips, fill)
         return (fill + residual).clamp(0.0, 1.0)
 
