@@ -2,7 +2,8 @@
 convolution at full resolution.
 
     image [N,3,H,W] + mask [N,1,H,W]
-      -> masked input [N,4,H,W]
+      -> network input [N,4,H,W]: [fill, mask] with `sees_fill` (the default config), else the
+         masked input (unet.network_input)
       -> stem: a 6x6 stride-2 convolution (= space-to-depth, then a 3x3 convolution over the 16
          channels, without the transpose) and a 3x3 one -> [N,C,H/2,W/2]
       -> one stride-2 step -> features [N,B,H/4,W/4] -> dilated residual bottleneck
@@ -14,8 +15,8 @@ convolution at full resolution.
 Why: on a CPU the full-resolution convolutions and the GroupNorms are most of the U-Net's time.
 Working at 1/2 resolution cuts the convolution work about fourfold; the fill (exact at the
 hole's edge with `fill: fast_edge` or `edge`) and the composite keep the output sharp where it
-meets the photo, and depth-to-space still predicts every output pixel. BatchNorm by default and
-ReLU in the default config: onnxruntime folds both into the convolutions. H and W stay
+meets the photo, and depth-to-space still predicts every output pixel. BatchNorm by default:
+onnxruntime folds it into the convolutions (and ReLU too, with `activation: relu`). H and W stay
 multiples of 8 (features at 1/4 like the U-Net). Timings and quality: docs/experiments.md.
 """
 
@@ -33,13 +34,13 @@ from inpaintlab.models.unet import (
     check_choice,
     composite,
     conv_block,
-    mask_input,
+    network_input,
     norm_layer,
 )
 
 
 class FastUNetGenerator(nn.Module):
-    """Space-to-depth U-Net -> residual over a cheap fill -> composite. Inputs/output in [0, 1]."""
+    """Half-resolution U-Net -> residual over a cheap fill -> composite. Inputs/output in [0, 1]."""
 
     def __init__(
         self,
@@ -78,8 +79,7 @@ class FastUNetGenerator(nn.Module):
     def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The raw generated RGB for every pixel (before compositing): what the losses see."""
         fill = make_fill(image, mask, self.fill, self.edge_width, self.fill_levels)
-        # the network sees either the image with the hole blanked or the fill it corrects
-        half = self.stem(torch.cat([fill, mask], 1) if self.sees_fill else mask_input(image, mask))
+        half = self.stem(network_input(image, mask, fill, self.sees_fill))
         x = self.bottleneck(self.down(half))
         x = F.interpolate(self.up(x), scale_factor=2.0, mode="nearest")
         x = self.fuse(torch.cat([x, half], dim=1))

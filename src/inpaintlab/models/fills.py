@@ -203,7 +203,7 @@ def fast_edge_fill(
     neighbours = ring[:, 3:]  # known 4-neighbours of each pixel
     ring_colour = ring[:, :3] / neighbours.clamp_min(1.0)
     filled = filled + neighbours.clamp(0.0, 1.0) * (ring_colour - filled)
-    return image * known + filled * mask
+    return stacked[:, :3] + filled * mask  # the known pixels as they are
 
 
 FILLS = ("pyramid", "directional", "edge", "fast_edge")

@@ -27,6 +27,14 @@ def mask_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([image * (1.0 - mask), mask], dim=1)
 
 
+def network_input(
+    image: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor, sees_fill: bool
+) -> torch.Tensor:
+    """What the encoder reads: the fill it corrects plus the mask (`sees_fill`), or the masked
+    input. Both hold only the known pixels; the fill spares the network working it out."""
+    return torch.cat([fill, mask], dim=1) if sees_fill else mask_input(image, mask)
+
+
 def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Generated pixels inside the mask, the known pixels unchanged outside it."""
     return image * (1.0 - mask) + generated * mask
@@ -172,10 +180,7 @@ class UNetGenerator(nn.Module):
     def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The raw generated RGB for every pixel (before compositing): what the losses see."""
         fill = make_fill(image, mask, self.fill, self.edge_width, self.fill_levels)
-        # the encoder sees either the image with the hole blanked or the fill it corrects
-        features, skips = self.encoder(
-            torch.cat([fill, mask], 1) if self.sees_fill else mask_input(image, mask)
-        )
+        features, skips = self.encoder(network_input(image, mask, fill, self.sees_fill))
         residual = self.decoder(self.bottleneck(features), skips, fill)
         return (fill + residual).clamp(0.0, 1.0)
 
