@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from inpaintlab.predict import inpaint, load_model
+from inpaintlab.inference import inpaint, load_model
 
 
 def timed(fn, repeats: int) -> float:

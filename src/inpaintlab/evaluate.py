@@ -1,12 +1,19 @@
-"""evaluate stage: the model and OpenCV's Telea / Navier-Stokes on the same test images and masks.
+"""evaluate stage: the model against the classical methods on the same held-out images and masks,
+at two places:
 
-Writes metrics/eval.json (schema in docs/DESIGN.md), reports/samples.png, and logs the test
-metrics into the training's MLflow run.
+- at the training size (the checkpoint, batched: the numbers training is tuned on), and
+- at full size, 256 and 512 px (`full_size`): the exported model through `predict`'s inference
+  code, which is what users get (src/inpaintlab/full_size.py).
+
+Writes metrics/eval.json (schema in docs/DESIGN.md), reports/samples.png (full-size examples with
+labelled columns when there are full-size images), and logs the test metrics and files into the
+training's MLflow run.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -21,6 +28,8 @@ from inpaintlab import tracking
 from inpaintlab.baselines import classical_inpaint
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
 from inpaintlab.data.masks import area_bin, mask_area
+from inpaintlab.full_size import evaluate_full_size, sample_columns
+from inpaintlab.inference import ModelError, PredictError, load_model
 from inpaintlab.metrics import image_metrics, summarize
 from inpaintlab.module import load_generator
 from inpaintlab.utils import UserError, atomic_write_json, user_errors_as_one_line
@@ -75,15 +84,20 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
     values: dict[str, dict[str, dict[str, list[float]]]] = {
         m: defaultdict(lambda: defaultdict(list)) for m in methods
     }
+    times: dict[str, dict[str, float]] = defaultdict(dict)  # method -> family -> s per image
     sample_rows: list[list[torch.Tensor]] = []
     for family, masks_np in tqdm(
         family_masks.items(), desc="evaluate", unit="family", disable=None
     ):
         masks = torch.from_numpy(masks_np.astype(np.float32))[:, None]
         bins = [f"area:{area_bin(mask_area(m))}" for m in masks_np]
+        start = time.perf_counter()
         outputs = {"model": run_model(generator, images, masks, cfg.batch_size)}
+        times["model"][family] = (time.perf_counter() - start) / len(images)
         for method in cfg.baselines:
+            start = time.perf_counter()
             outputs[method] = run_baseline(method, images, masks, cfg.baseline_radius)
+            times[method][family] = (time.perf_counter() - start) / len(images)
         for method, output in outputs.items():
             per_image = image_metrics(output, images, masks)
             for name in METRIC_NAMES:
@@ -104,6 +118,9 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
         """{family: M, ..., "all": M, "area_bins": {"0-10": M, ...}} (bins by masked area, %)."""
         groups = values[method]
         summary = {group: summarize(groups[group]) for group in [*family_masks, "all"]}
+        for family, seconds in times[method].items():
+            summary[family]["ms"] = round(1000 * seconds, 3)
+        summary["all"]["ms"] = round(1000 * float(np.mean(list(times[method].values()))), 3)
         bins = sorted(
             (g for g in groups if g.startswith("area:")), key=lambda g: int(g[5:].split("-")[0])
         )
@@ -112,7 +129,33 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
 
     result = {"model": summarise("model"), "baselines": {b: summarise(b) for b in cfg.baselines}}
     columns = [torch.cat(parts) for parts in zip(*sample_rows, strict=True)]
-    return {"metrics": result, "grid": sample_grid(columns), "run_id": info.get("mlflow_run_id")}
+    labels = ["input, hole in white", "model", *cfg.baselines, "ground truth"]
+    grid = sample_grid(columns, labels=labels)
+
+    full = cfg.full_size
+    if full.sizes:
+        model_path = Path(full.model)
+        try:
+            model = load_model(model_path)
+        except (ModelError, PredictError) as err:
+            raise UserError(f"{err} (the export stage writes it)") from None
+        sections, largest = evaluate_full_size(
+            model,
+            prepared_dir,
+            full.sizes,
+            full.families,
+            cfg.baselines,
+            full.max_images,
+            cfg.baseline_radius,
+        )
+        result["full_size"] = sections
+        if largest is not None:
+            images_full, masks_full, outputs_full, section = largest
+            columns, labels, rows = sample_columns(
+                images_full, masks_full, outputs_full, section["best_baseline"]
+            )
+            grid = sample_grid(columns, labels=labels, row_labels=rows)
+    return {"metrics": result, "grid": grid, "run_id": info.get("mlflow_run_id")}
 
 
 def log_to_training_run(run_id: str | None, metrics: dict, files: list[Path], uri: str) -> None:

@@ -3,45 +3,15 @@
     inpaintlab predict --model models/export/model.onnx --image in.jpg --mask m.png --out out.png
     inpaintlab predict --model M --input-dir photos/ --extend 0,0,50%,0 --output-dir wider/
 
-The model is `model.onnx` (onnxruntime, CPU; torch is never imported) or TorchScript `model.pt`
-(torch is imported only then), with the contract of DESIGN.md: `image` [N,3,H,W] and `mask`
-[N,1,H,W] float32 in [0, 1], mask 1 = generate, output composited, H and W multiples of 8. Its
-training size S comes from the ONNX metadata key "image_size" (or `image_size.txt` in a .pt),
-else `export.json` beside the model, else 256.
+This module is the command line: arguments, masks from files/boxes/extensions, folder mode and
+the exit codes. The model runtime and the strategy for images of any size live in
+`inpaintlab.inference` (shared with evaluate, the benchmarks and `serve`).
 
 Only generated pixels are ever written: every pixel outside the mask is bit-exact in the output
 (exactly so when it is saved as PNG), for any image size.
 
-How an image of any size is processed (sharpness first; the model is fully convolutional):
-
-1. **Windows.** Each connected part of the mask gets a context window: its bounding box grown
-   by max(its short side, S/4) on every side and to at least S x S, clipped to the image.
-   Overlapping windows merge. A small hole in a large photo is therefore processed at full
-   resolution in a small crop around it; the rest of the photo is not touched or resampled.
-2. **Working scale.** A window that fits in `--max-side` (default 2 S) runs at full resolution.
-   A larger window is downscaled only as far as the hole needs: until the hole's reach (the
-   largest distance from a generated pixel to a known one) is at most S/2 — the reach of the
-   biggest training masks — and never below the scale at which the window fits one tile. Thin
-   or narrow holes (scratches, border bands) in large photos stay at full resolution. When a
-   window is downscaled (INTER_AREA; a low-res pixel is generated if any of its pixels is), the
-   generated result is upscaled (bicubic) and only the masked pixels are pasted back; then a
-   band S/4 wide along the hole's edge is generated again at full resolution (S x S tiles),
-   with the sharp original outside and the coarse fill inside as context, so the boundary
-   between original and generated pixels shows no resolution seam.
-3. **Tiles.** At working scale, a window larger than `--max-side` is cut into overlapping tiles
-   of that side (quarter-tile overlap), run in raster order. Each tile keeps the generated pixels
-   of its core (up to the middle of each overlap), and later tiles see them as known context,
-   so neighbouring tiles agree and every generated pixel had context on all sides.
-4. **Padding.** A tile whose sides are not multiples of 8 is padded at the bottom/right by
-   reflection, the mask reflected like the image: padding never turns unknown pixels into
-   known-looking ones (which matters for holes touching the border and for outpainting), and
-   the padding is cropped off afterwards. Small images are only padded, never upscaled.
-
 Outpainting (`--extend L,T,R,B`, pixels or % of the original width for L/R and height for T/B)
-grows the canvas in steps of at most 50% of the current side per axis (the depth of the widest
-training border bands), each step being an inpainting of the new border (filled beforehand by
-edge replication, which the model blanks anyway). Wider extensions take several steps, each
-seeing the previous step's result as context. The original pixels are never modified.
+grows the canvas; see `inpaintlab.inference.strategy.outpaint`.
 
 Errors are one `error: ...` line on stderr (exit 2 for bad input, 1 when the model fails);
 `note: ...` lines report what was done with odd input (thresholded masks, empty masks).
@@ -50,7 +20,6 @@ Errors are one `error: ...` line on stderr (exit 2 for bad input, 1 when the mod
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -68,335 +37,27 @@ from inpaintlab.data.io import (
     load_rgb,
     save_image,
 )
-from inpaintlab.utils import available_cpus
+from inpaintlab.inference import Model, ModelError, PredictError, inpaint, load_model, outpaint
+from inpaintlab.inference.errors import first_line
+from inpaintlab.inference.runtime import SIZE_MULTIPLE
+from inpaintlab.inference.strategy import working_scale
 
-DEFAULT_IMAGE_SIZE = 256
-SIZE_MULTIPLE = 8
-OUTPAINT_STEP = 0.5  # at most this fraction of the current side is added per axis and step
-REACH_FRACTION = 0.5  # largest hole reach at working scale, as a fraction of the training size
-REFINE_FRACTION = 0.25  # width of the full-resolution edge band after a downscaled pass, idem
+__all__ = [
+    "ModelError",
+    "PredictError",
+    "inpaint",
+    "load_model",
+    "main",
+    "outpaint",
+    "working_scale",
+]
+
 KEEP_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})  # other inputs are written as .png
 MAX_OUTPUT_PIXELS = 200_000_000  # a typo like --extend 0,0,10000%,0 must not exhaust memory
 
-Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Box = tuple[int, int, int, int]
 Extend = tuple[tuple[float, bool], ...]  # (value, is_percent) for left, top, right, bottom
 Note = tuple[str, str]  # (kind, text): kinds "threshold", "empty", "full"
-
-
-class PredictError(Exception):
-    """Bad input the user can fix: printed as one `error:` line, exit 2."""
-
-
-class ModelError(Exception):
-    """The model could not be loaded or failed while running: one `error:` line, exit 1."""
-
-
-# --------------------------------------------------------------------------- the model
-
-
-@dataclass
-class Model:
-    """A loaded exported model: run(image [N,3,H,W], mask [N,1,H,W]) -> [N,3,H,W] float32."""
-
-    run: Runner
-    image_size: int
-    path: Path
-
-
-def _parse_size(value: object) -> int | None:
-    try:
-        size = int(str(value).strip())
-    except ValueError:
-        return None
-    return size if size >= SIZE_MULTIPLE else None
-
-
-def _size_from_export_json(model_path: Path) -> int | None:
-    try:
-        info = json.loads((model_path.parent / "export.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return _parse_size(info.get("image_size")) if isinstance(info, dict) else None
-
-
-def _load_onnx(path: Path, threads: int) -> tuple[Runner, int | None]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # warnings would break the one-line stderr contract
-    session = ort.InferenceSession(
-        str(path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    inputs = [i.name for i in session.get_inputs()]
-    outputs = [o.name for o in session.get_outputs()]
-    if "image" not in inputs or "mask" not in inputs:
-        raise ModelError(f"{path} has inputs {inputs}; the contract needs 'image' and 'mask'")
-    output = "output" if "output" in outputs else outputs[0]
-    size = _parse_size(session.get_modelmeta().custom_metadata_map.get("image_size", ""))
-
-    def run(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return session.run([output], {"image": image, "mask": mask})[0]
-
-    return run, size
-
-
-def _load_torchscript(path: Path, threads: int) -> tuple[Runner, int | None]:
-    import torch  # only for .pt models: ONNX prediction starts without it
-
-    torch.set_num_threads(threads)
-    extra = {"image_size.txt": ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    module.eval()
-
-    def run(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(image), torch.from_numpy(mask)).numpy()
-
-    raw = extra["image_size.txt"]
-    return run, _parse_size(raw.decode(errors="replace") if isinstance(raw, bytes) else raw)
-
-
-def load_model(path: str | os.PathLike, threads: int | None = None) -> Model:
-    """Load model.onnx (onnxruntime, CPU) or model.pt (TorchScript) and its training size."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".onnx", ".pt"):
-        raise PredictError(f"unsupported model {path}: expected a .onnx or a TorchScript .pt file")
-    if not path.is_file():
-        raise PredictError(
-            f"model {path} not found" + (" (it is a folder)" if path.is_dir() else "")
-        )
-    threads = threads or available_cpus()
-    try:
-        run, size = (
-            _load_onnx(path, threads) if suffix == ".onnx" else _load_torchscript(path, threads)
-        )
-    except ModelError:
-        raise
-    except ModuleNotFoundError as err:
-        raise ModelError(f"cannot load model {path}: {err.name} is not installed") from None
-    except Exception as err:  # protobuf, onnxruntime and torch.jit raise many types
-        raise ModelError(f"cannot load model {path}: {_first_line(err)}") from None
-    size = size or _size_from_export_json(path) or DEFAULT_IMAGE_SIZE
-    return Model(run=run, image_size=size, path=path)
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
-# --------------------------------------------------------------------------- inpainting
-
-
-def _pad(array: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
-    """Pad bottom/right by reflection (edge replication where a side is 1 pixel)."""
-    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (array.ndim - 2)
-    mode = "reflect" if min(array.shape[:2]) > 1 else "edge"
-    return np.pad(array, widths, mode=mode)
-
-
-def run_tile(run: Runner, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """One model call on an HxWx3 uint8 tile and HxW bool mask -> HxWx3 uint8 (padded to 8)."""
-    h, w = mask.shape
-    pad_h, pad_w = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
-    x = image.astype(np.float32) / 255.0
-    m = mask.astype(np.float32)
-    if pad_h or pad_w:
-        x, m = _pad(x, pad_h, pad_w), _pad(m, pad_h, pad_w)
-    x_in = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-    try:
-        y = np.asarray(run(x_in, np.ascontiguousarray(m[None, None])))
-    except Exception as err:
-        raise ModelError(f"the model failed on a {w}x{h} tile: {_first_line(err)}") from None
-    if y.shape != x_in.shape:
-        raise ModelError(f"the model returned shape {list(y.shape)} for input {list(x_in.shape)}")
-    y = np.nan_to_num(y[0].transpose(1, 2, 0)[:h, :w], nan=0.0)
-    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
-
-
-def _spans(length: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """Tiles along one axis: (start, end, core_start, core_end), overlapping by a quarter tile
-    (at least), cores meeting in the middle of each overlap."""
-    if length <= tile:
-        return [(0, length, 0, length)]
-    count = -(-(length - tile) // (tile - tile // 4)) + 1  # tiles needed with quarter overlaps
-    starts = [round(k * (length - tile) / (count - 1)) for k in range(count)]  # spread evenly
-    bounds = (
-        [0] + [(starts[k + 1] + starts[k] + tile) // 2 for k in range(len(starts) - 1)] + [length]
-    )
-    return [(s, s + tile, bounds[k], bounds[k + 1]) for k, s in enumerate(starts)]
-
-
-def fill_tiles(run: Runner, canvas: np.ndarray, todo: np.ndarray, tile: int) -> None:
-    """Generate every `todo` pixel of canvas in place, tile by tile in raster order; pixels a
-    tile generated in its core are known context for the next tiles."""
-    h, w = todo.shape
-    for r0, r1, rc0, rc1 in _spans(h, tile):
-        for c0, c1, cc0, cc1 in _spans(w, tile):
-            if not todo[rc0:rc1, cc0:cc1].any():
-                continue
-            sub_image, sub_todo = canvas[r0:r1, c0:c1], todo[r0:r1, c0:c1]
-            generated = run_tile(run, sub_image, sub_todo)
-            core = np.zeros_like(sub_todo)
-            core[rc0 - r0 : rc1 - r0, cc0 - c0 : cc1 - c0] = True
-            core &= sub_todo
-            sub_image[core] = generated[core]
-            sub_todo[core] = False
-
-
-def context_windows(mask: np.ndarray, image_size: int) -> list[Box]:
-    """(y0, y1, x0, x1) windows around the mask's connected parts, merged where they overlap."""
-    import cv2
-
-    height, width = mask.shape
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count - 1 > 256:  # speckle: one window around everything
-        ys, xs = np.nonzero(mask)
-        parts = [
-            (
-                int(xs.min()),
-                int(ys.min()),
-                int(xs.max() - xs.min() + 1),
-                int(ys.max() - ys.min() + 1),
-            )
-        ]
-    else:
-        parts = [tuple(int(v) for v in stats[i, :4]) for i in range(1, count)]
-    windows = []
-    for x, y, w, h in parts:
-        margin = max(min(w, h), image_size // 4)
-        y0, y1 = _grow(y - margin, y + h + margin, image_size, height)
-        x0, x1 = _grow(x - margin, x + w + margin, image_size, width)
-        windows.append((y0, y1, x0, x1))
-    merged = True
-    while merged:
-        merged, result = False, []
-        for win in windows:
-            for i, other in enumerate(result):
-                if (
-                    win[0] < other[1]
-                    and other[0] < win[1]
-                    and win[2] < other[3]
-                    and other[2] < win[3]
-                ):
-                    result[i] = (
-                        min(win[0], other[0]),
-                        max(win[1], other[1]),
-                        min(win[2], other[2]),
-                        max(win[3], other[3]),
-                    )
-                    merged = True
-                    break
-            else:
-                result.append(win)
-        windows = result
-    return sorted(windows)
-
-
-def _grow(start: int, end: int, minimum: int, limit: int) -> tuple[int, int]:
-    """Grow [start, end) to at least `minimum` long (centred), shifted inside [0, limit)."""
-    if end - start < minimum:
-        extra = minimum - (end - start)
-        start, end = start - extra // 2, end + extra - extra // 2
-    if start < 0:
-        start, end = 0, end - start
-    if end > limit:
-        start, end = start - (end - limit), limit
-    return max(0, start), min(limit, end)
-
-
-def working_scale(todo: np.ndarray, image_size: int, max_side: int) -> float:
-    """Scale at which to run a window: 1 if it fits one tile, else as low as the hole's reach
-    needs (reach <= REACH_FRACTION * image_size) but never below fitting the window in a tile."""
-    import cv2
-
-    h, w = todo.shape
-    fit = min(1.0, max_side / max(h, w))
-    if fit >= 1.0 or todo.all():
-        return fit
-    reach = float(cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 5).max())
-    return max(fit, min(1.0, REACH_FRACTION * image_size / max(reach, 1.0)))
-
-
-def inpaint(
-    image: np.ndarray, mask: np.ndarray, run: Runner, image_size: int, max_side: int | None = None
-) -> np.ndarray:
-    """Generate the pixels where mask is non-zero; all other pixels are returned unchanged.
-
-    image: HxWx3 uint8; mask: HxW (bool or {0, 1}); see the module docstring for the strategy.
-    """
-    import cv2
-
-    max_side = _tile_side(max_side or 2 * image_size)
-    out = image.copy()
-    todo = np.asarray(mask) > 0
-    if not todo.any():
-        return out
-    todo = todo.copy()
-    for y0, y1, x0, x1 in context_windows(todo, image_size):
-        win, win_todo = out[y0:y1, x0:x1], todo[y0:y1, x0:x1]
-        if not win_todo.any():
-            continue
-        scale = working_scale(win_todo, image_size, max_side)
-        if scale >= 1.0:
-            fill_tiles(run, win, win_todo, max_side)
-            continue
-        h, w = win_todo.shape
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(win, size, interpolation=cv2.INTER_AREA)
-        small_todo = cv2.resize(win_todo.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
-        fill_tiles(run, small, small_todo, max_side)
-        upscaled = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-        win[win_todo] = upscaled[win_todo]
-        # refine: regenerate a band along the hole's edge at full resolution, with the sharp
-        # original outside and the coarse fill inside as context, so the edge shows no seam
-        distance = cv2.distanceTransform(win_todo.astype(np.uint8), cv2.DIST_L2, 5)
-        band = win_todo & (distance <= REFINE_FRACTION * image_size)
-        win_todo[...] = False
-        fill_tiles(run, win, band, min(max_side, _tile_side(image_size)))
-    return out
-
-
-def _tile_side(side: int) -> int:
-    return max(2 * SIZE_MULTIPLE, side // SIZE_MULTIPLE * SIZE_MULTIPLE)
-
-
-def _split(first: int, second: int, limit: int) -> tuple[int, int]:
-    """Share at most `limit` pixels of growth between two opposite sides, proportionally."""
-    if first + second <= limit:
-        return first, second
-    a = min(first, round(limit * first / (first + second)))
-    return a, min(second, limit - a)
-
-
-def outpaint(
-    image: np.ndarray,
-    extend: tuple[int, int, int, int],
-    run: Runner,
-    image_size: int,
-    max_side: int | None = None,
-    step: float = OUTPAINT_STEP,
-) -> np.ndarray:
-    """Extend image by (left, top, right, bottom) pixels, in steps of at most `step` of the
-    current side per axis; the original pixels are unchanged in the result."""
-    import cv2
-
-    left, top, right, bottom = extend
-    current = image
-    while left or top or right or bottom:
-        h, w = current.shape[:2]
-        dl, dr = _split(left, right, max(1, int(step * w)))
-        dt, db = _split(top, bottom, max(1, int(step * h)))
-        canvas = cv2.copyMakeBorder(current, dt, db, dl, dr, cv2.BORDER_REPLICATE)
-        mask = np.ones(canvas.shape[:2], dtype=bool)
-        mask[dt : dt + h, dl : dl + w] = False
-        current = inpaint(canvas, mask, run, image_size, max_side)
-        left, top, right, bottom = left - dl, top - dt, right - dr, bottom - db
-    return current
-
 
 # --------------------------------------------------------------------------- arguments
 
@@ -799,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("INPAINTLAB_DEBUG"):
             raise
         print(
-            f"error: unexpected {type(err).__name__}: {_first_line(err)} (INPAINTLAB_DEBUG=1 shows the traceback)",
+            f"error: unexpected {type(err).__name__}: {first_line(err)} (INPAINTLAB_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
         return 1

@@ -96,7 +96,10 @@ class EpochHistory(Callback):
                 client.log_metric(run_id, key, value, step=epoch)
         if pl_module.samples:
             s = pl_module.samples
-            grid = sample_grid([masked_view(s["image"], s["mask"]), s["output"], s["image"]])
+            grid = sample_grid(
+                [masked_view(s["image"], s["mask"]), s["output"], s["image"]],
+                labels=["input, hole in white", "model", "ground truth"],
+            )
             client.log_image(run_id, grid, key="val_samples", step=epoch)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")

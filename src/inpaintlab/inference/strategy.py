@@ -1,0 +1,168 @@
+"""How an image of any size is inpainted or outpainted with a model trained at size S.
+
+(The strategy; the docstring of `inpaint` says what it does step by step.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inpaintlab.inference.runtime import SIZE_MULTIPLE, Runner
+from inpaintlab.inference.tiling import fill_tiles
+
+OUTPAINT_STEP = 0.5  # at most this fraction of the current side is added per axis and step
+REACH_FRACTION = 0.5  # largest hole reach at working scale, as a fraction of the training size
+REFINE_FRACTION = 0.25  # width of the full-resolution edge band after a downscaled pass, idem
+
+Box = tuple[int, int, int, int]
+
+
+def context_windows(mask: np.ndarray, image_size: int) -> list[Box]:
+    """(y0, y1, x0, x1) windows around the mask's connected parts, merged where they overlap."""
+    import cv2
+
+    height, width = mask.shape
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count - 1 > 256:  # speckle: one window around everything
+        ys, xs = np.nonzero(mask)
+        parts = [
+            (
+                int(xs.min()),
+                int(ys.min()),
+                int(xs.max() - xs.min() + 1),
+                int(ys.max() - ys.min() + 1),
+            )
+        ]
+    else:
+        parts = [tuple(int(v) for v in stats[i, :4]) for i in range(1, count)]
+    windows = []
+    for x, y, w, h in parts:
+        margin = max(min(w, h), image_size // 4)
+        y0, y1 = _grow(y - margin, y + h + margin, image_size, height)
+        x0, x1 = _grow(x - margin, x + w + margin, image_size, width)
+        windows.append((y0, y1, x0, x1))
+    merged = True
+    while merged:
+        merged, result = False, []
+        for win in windows:
+            for i, other in enumerate(result):
+                if (
+                    win[0] < other[1]
+                    and other[0] < win[1]
+                    and win[2] < other[3]
+                    and other[2] < win[3]
+                ):
+                    result[i] = (
+                        min(win[0], other[0]),
+                        max(win[1], other[1]),
+                        min(win[2], other[2]),
+                        max(win[3], other[3]),
+                    )
+                    merged = True
+                    break
+            else:
+                result.append(win)
+        windows = result
+    return sorted(windows)
+
+
+def _grow(start: int, end: int, minimum: int, limit: int) -> tuple[int, int]:
+    """Grow [start, end) to at least `minimum` long (centred), shifted inside [0, limit)."""
+    if end - start < minimum:
+        extra = minimum - (end - start)
+        start, end = start - extra // 2, end + extra - extra // 2
+    if start < 0:
+        start, end = 0, end - start
+    if end > limit:
+        start, end = start - (end - limit), limit
+    return max(0, start), min(limit, end)
+
+
+def working_scale(todo: np.ndarray, image_size: int, max_side: int) -> float:
+    """Scale at which to run a window: 1 if it fits one tile, else as low as the hole's reach
+    needs (reach <= REACH_FRACTION * image_size) but never below fitting the window in a tile."""
+    import cv2
+
+    h, w = todo.shape
+    fit = min(1.0, max_side / max(h, w))
+    if fit >= 1.0 or todo.all():
+        return fit
+    reach = float(cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 5).max())
+    return max(fit, min(1.0, REACH_FRACTION * image_size / max(reach, 1.0)))
+
+
+def inpaint(
+    image: np.ndarray, mask: np.ndarray, run: Runner, image_size: int, max_side: int | None = None
+) -> np.ndarray:
+    """Generate the pixels where mask is non-zero; all other pixels are returned unchanged.
+
+    image: HxWx3 uint8; mask: HxW (bool or {0, 1}); see the module docstring for the strategy.
+    """
+    import cv2
+
+    max_side = _tile_side(max_side or 2 * image_size)
+    out = image.copy()
+    todo = np.asarray(mask) > 0
+    if not todo.any():
+        return out
+    todo = todo.copy()
+    for y0, y1, x0, x1 in context_windows(todo, image_size):
+        win, win_todo = out[y0:y1, x0:x1], todo[y0:y1, x0:x1]
+        if not win_todo.any():
+            continue
+        scale = working_scale(win_todo, image_size, max_side)
+        if scale >= 1.0:
+            fill_tiles(run, win, win_todo, max_side)
+            continue
+        h, w = win_todo.shape
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(win, size, interpolation=cv2.INTER_AREA)
+        small_todo = cv2.resize(win_todo.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+        fill_tiles(run, small, small_todo, max_side)
+        upscaled = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        win[win_todo] = upscaled[win_todo]
+        # refine: regenerate a band along the hole's edge at full resolution, with the sharp
+        # original outside and the coarse fill inside as context, so the edge shows no seam
+        distance = cv2.distanceTransform(win_todo.astype(np.uint8), cv2.DIST_L2, 5)
+        band = win_todo & (distance <= REFINE_FRACTION * image_size)
+        win_todo[...] = False
+        fill_tiles(run, win, band, min(max_side, _tile_side(image_size)))
+    return out
+
+
+def _tile_side(side: int) -> int:
+    return max(2 * SIZE_MULTIPLE, side // SIZE_MULTIPLE * SIZE_MULTIPLE)
+
+
+def _split(first: int, second: int, limit: int) -> tuple[int, int]:
+    """Share at most `limit` pixels of growth between two opposite sides, proportionally."""
+    if first + second <= limit:
+        return first, second
+    a = min(first, round(limit * first / (first + second)))
+    return a, min(second, limit - a)
+
+
+def outpaint(
+    image: np.ndarray,
+    extend: tuple[int, int, int, int],
+    run: Runner,
+    image_size: int,
+    max_side: int | None = None,
+    step: float = OUTPAINT_STEP,
+) -> np.ndarray:
+    """Extend image by (left, top, right, bottom) pixels, in steps of at most `step` of the
+    current side per axis; the original pixels are unchanged in the result."""
+    import cv2
+
+    left, top, right, bottom = extend
+    current = image
+    while left or top or right or bottom:
+        h, w = current.shape[:2]
+        dl, dr = _split(left, right, max(1, int(step * w)))
+        dt, db = _split(top, bottom, max(1, int(step * h)))
+        canvas = cv2.copyMakeBorder(current, dt, db, dl, dr, cv2.BORDER_REPLICATE)
+        mask = np.ones(canvas.shape[:2], dtype=bool)
+        mask[dt : dt + h, dl : dl + w] = False
+        current = inpaint(canvas, mask, run, image_size, max_side)
+        left, top, right, bottom = left - dl, top - dt, right - dr, bottom - db
+    return current
