@@ -23,9 +23,19 @@ help:
 
 install: $(STAMP)
 
+# albumentations/albucore pull opencv-python-headless, which writes the same cv2/ files as
+# opencv-contrib-python-headless minus the contrib modules (cv2.xphoto: the fsr baseline): whichever
+# pip installed last wins. So reinstall contrib's cv2 when cv2.xphoto.inpaint is missing (a bare
+# `cv2.xphoto` is no test: contrib's leftover cv2/xphoto/__init__.pyi imports as an empty namespace).
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@$(BIN)/python -c "import cv2; cv2.xphoto.inpaint" 2>/dev/null || { \
+		echo "cv2 is opencv-python-headless's: reinstalling opencv-contrib-python-headless"; \
+		$(BIN)/python -m pip install --quiet --force-reinstall --no-deps -c constraints.txt \
+			opencv-contrib-python-headless; }
+	@$(BIN)/python -c "import cv2; cv2.xphoto.inpaint" || \
+		{ echo "cv2 has no xphoto (opencv-contrib-python-headless): see the Makefile"; exit 1; }
 	@touch $(STAMP)
 	@echo "installed into $(VENV)"
 
