@@ -35,7 +35,8 @@ Direction comes from the words of the leaf name (split on '_', '-' and other sep
   lower is better:  l1, l2, loss, mse, rmse, mae, lpips, fid
   anything else (e.g. n, the image count) is informational: shown when it changes, never fails;
   a changed 'n' prints a warning because it means a different test set.
-By default only keys under 'model' are gated (the classical baselines are context); --all gates
+By default only keys under 'model' and 'full_size.<size>.model' are gated (the classical baselines
+are context); --all gates
 every metric. A gated metric missing from --current, or NaN there, is a regression.
 
 Tolerance: a metric fails when it worsens by more than
@@ -103,8 +104,12 @@ def direction(key: str) -> int:
     return 1 if higher else -1
 
 
+# the model's own numbers: at the training size, and at each full size (what predict gives users)
+GATED_PATTERN = re.compile(rf"^({GATED_PREFIX}|full_size\.[^.]+\.{GATED_PREFIX})(\.|$)")
+
+
 def is_gated(key: str, gate_all: bool) -> bool:
-    return gate_all or key == GATED_PREFIX or key.startswith(GATED_PREFIX + ".")
+    return gate_all or GATED_PATTERN.match(key) is not None
 
 
 def parse_abs_tolerances(values: Sequence[str]) -> tuple[float, dict[str, float]]:

@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_USAGE = 0, 2
-BASELINE_LABELS = {"telea": "Telea", "ns": "NS"}
+BASELINE_LABELS = {
+    "telea": "Telea",
+    "ns": "NS",
+    "fsr": "FSR",
+    "biharmonic": "biharmonic",
+    "patchmatch": "PatchMatch",
+}
 PSNR, SSIM, ACCURACY, COUNT = "psnr_masked", "ssim", "accuracy", "n"
 
 
@@ -124,16 +130,47 @@ def _tables(
     return out
 
 
+def _times(model: Mapping[str, object], baselines: Mapping[str, Mapping[str, object]]) -> str:
+    """One line: milliseconds per image of each method (the "all" row), where recorded."""
+    pairs = [("model", _get(model, "all").get("ms"))]
+    pairs += [(BASELINE_LABELS.get(n, n), _get(b, "all").get("ms")) for n, b in baselines.items()]
+    shown = [f"{name} {value:.0f}" for name, value in pairs if _is_number(value)]
+    return "time per image (ms): " + ", ".join(shown) if shown else ""
+
+
+def _full_size_parts(metrics: Mapping[str, object]) -> list[str]:
+    """A table per full-size resolution: what `predict` gives users (the headline numbers)."""
+    parts = []
+    sections = _get(metrics, "full_size")
+    for size in sorted(sections, key=lambda k: int(k) if str(k).isdigit() else 0):
+        section = _get(sections, size)
+        model, baselines = _get(section, "model"), _get(section, "baselines")
+        if not model:
+            continue
+        baselines = {str(n): b for n, b in baselines.items() if isinstance(b, Mapping)}
+        title = f"full size, {size}x{size} px, through predict ({section.get('n', '?')} images)"
+        part = f"{title}:\n\n{_section_table('mask family', model, baselines)}"
+        times = _times(model, baselines)
+        parts.append(f"{part}\n\n{times}" if times else part)
+    return parts
+
+
 def format_table(metrics: Mapping[str, object]) -> str:
-    """Render an eval.json dict as Markdown tables; ValueError if there is no "model" section."""
+    """Render an eval.json dict as Markdown tables; ValueError if there is no "model" section.
+
+    Full-size sections come first (what users get); then the training-size tables. The margin is
+    always over the best classical method in the same row."""
     model = metrics.get("model") if isinstance(metrics, Mapping) else None
     if not isinstance(model, Mapping) or not model:
         raise ValueError('no "model" section: not an evaluation metrics file')
     baselines = {str(n): b for n, b in _get(metrics, "baselines").items() if isinstance(b, Mapping)}
-    parts = []
+    full = _full_size_parts(metrics)
+    parts = list(full)
     for title, table in _tables("", "mask family", model, baselines):
+        if full:
+            title = f"at the training size / {title}" if title else "at the training size"
         parts.append(f"{title.replace('_', ' ')}:\n\n{table}" if title else table)
-    if not parts:
+    if len(parts) == len(full):
         raise ValueError('the "model" section holds no metrics')
     return "\n\n".join(parts)
 
@@ -141,7 +178,8 @@ def format_table(metrics: Mapping[str, object]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inpaintlab report",
-        description="Print the evaluation table (model vs Telea/NS baselines per mask family) "
+        description="Print the evaluation tables (model vs the classical baselines per mask family, "
+        "full size through predict first) "
         "as Markdown, ready to paste into the README.",
     )
     parser.add_argument(
