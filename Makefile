@@ -12,12 +12,13 @@ export PYTHONHASHSEED = 0
 # dvc.yaml stages call `python`: make it the project venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test test-all test-ui ci-pipeline ci-baseline lint ui params data clean help
+.PHONY: install run test test-all test-ui ci-pipeline ci-baseline lint ui serve params data clean help
 
 help:
 	@echo "make run   - install (once), build data/raw if missing, dvc repro, print evaluation table"
 	@echo "make test  - install (once), run the fast test suite"
 	@echo "make ui    - MLflow UI on http://127.0.0.1:5000"
+	@echo "make serve - try models/export/model.onnx in a browser on http://127.0.0.1:8000"
 	@echo "make ci-pipeline - experiment=ci pipeline in a temp copy, gated on metrics/baseline_ci.json"
 	@echo "make ci-baseline - the same, rewriting metrics/baseline_ci.json (an intended change)"
 
@@ -55,9 +56,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
-# The MLflow UI in headless Chromium, and the team setup (mlflow server, DVC remote); marked slow.
+# The MLflow UI and `inpaintlab serve`'s page in headless Chromium, the team setup (mlflow server,
+# DVC remote) and `mlflow models serve` of the registered model; marked slow.
 test-ui: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow tests/test_ui.py tests/test_server.py
+	$(BIN)/python -m pytest -q -m slow tests/test_ui.py tests/test_server.py tests/test_serve.py tests/test_serve_ui.py
 
 # CI's metric regression gate (docs/ci-and-teams.md): the ci pipeline on the CI dataset in a temp
 # copy of the working tree, then inpaintlab check-metrics against the committed baseline.
@@ -74,6 +76,10 @@ lint: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+# The exported model in a browser (after `make run`), and POST /api/inpaint.
+serve: $(STAMP)
+	$(BIN)/inpaintlab serve --model models/export/model.onnx --host 127.0.0.1 --port 8000
 
 clean:
 	rm -rf data/prepared models metrics/eval.json reports

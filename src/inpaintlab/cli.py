@@ -12,6 +12,7 @@ DELEGATES = {
     "predict": "inpaintlab.predict",
     "check-metrics": "inpaintlab.check_metrics",
     "report": "inpaintlab.report",
+    "serve": "inpaintlab.serve.app",
 }
 
 USAGE = """usage: inpaintlab <command> [options]
@@ -21,6 +22,7 @@ commands:
   predict         inpaint or outpaint images with an exported model (.onnx or .pt)
   check-metrics   compare metrics to a baseline; non-zero exit on a regression
   report          print the evaluation table of metrics/eval.json
+  serve           try the model in a browser; HTTP API (POST /api/inpaint)
 
 `inpaintlab <command> --help` for a command's options."""
 

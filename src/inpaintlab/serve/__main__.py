@@ -1,0 +1,5 @@
+import sys
+
+from inpaintlab.serve.app import main
+
+sys.exit(main())
