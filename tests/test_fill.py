@@ -8,6 +8,7 @@ import pytest
 import torch
 from test_generators import assert_export_parity, off_identity
 
+from inpaintlab.models.fast_unet import FastUNetGenerator
 from inpaintlab.models.fills import (
     SCAN_STEPS,
     directional_fill,
@@ -16,7 +17,6 @@ from inpaintlab.models.fills import (
     packed_nearest,
     pyramid_fill,
 )
-from inpaintlab.models.fast_unet import FastUNetGenerator
 from inpaintlab.models.unet import UNetGenerator
 
 REACH = 2**SCAN_STEPS - 1

@@ -22,17 +22,9 @@ import numpy as np
 
 from inpaintlab.data.io import ImageLoadError, load_mask, load_rgb
 
-# The inference code, imported in this one place (it is moving to `inpaintlab.inference`).
-from inpaintlab.predict import (
-    Model,
-    ModelError,
-    PredictError,
-    inpaint,
-    load_model,
-    outpaint,
-    parse_extend,
-    resolve_extend,
-)
+# The shared inference code, and predict's parsing of L,T,R,B extensions (the same rules).
+from inpaintlab.inference import Model, ModelError, PredictError, inpaint, load_model, outpaint
+from inpaintlab.predict import parse_extend, resolve_extend
 
 __all__ = [
     "BadRequest",
