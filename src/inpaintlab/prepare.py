@@ -1,15 +1,23 @@
 """prepare stage: data/raw (any photos) -> data/prepared (split, resized, fixed val/test masks).
 
     data/prepared/
-      train/*.png        short side = image_size * train_scale (aspect kept: random crops later)
-      val/*.png          centre-cropped and resized to image_size x image_size
+      train/*.png|*.jpg  each photo, long side shrunk to at most train_max_side (INTER_AREA, never
+                         enlarged, aspect kept): the datamodule takes random crops of it at
+                         several scales. Long side <= train_png_max_side: PNG, else JPEG
+                         quality 95 (decodes 3.6x faster than PNG at 1024x768)
+      val/*.png          centre square, resized to image_size x image_size
       test/*.png         idem
+      test_<F>/*.png     for F in full_sizes: centre square at F x F of each test photo whose
+                         short side is >= F (never enlarged; the others are listed in the
+                         manifest); same file names as in test/
       masks_val.npz      "mask": (N_val,S,S) uint8, "family": family name of each val mask
       masks_test.npz     one (N_test,S,S) uint8 array per evaluation family
+      masks_test_<F>.npz one (N_F,F,F) uint8 array per evaluation family (same generators, seed)
       manifest.json      counts, sizes, converted modes, skipped files and why
 
-The split hashes (split_seed, relative path), so it does not depend on file order and adding
-photos leaves the existing assignment alone.
+The split hashes (split_seed, relative path) per photo, so it does not depend on file order,
+adding photos leaves the existing assignment alone, and every file made from one photo lands
+in that photo's split.
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ from inpaintlab.utils import (
 )
 
 log = logging.getLogger(__name__)
+
+# Train copies above data.train_png_max_side: JPEG quality 95 without chroma subsampling (4:4:4):
+# 43-50 dB PSNR on 1024 px photos (4:2:0: 39-47 dB); a 1024x768 one decodes in 2.6 ms, as PNG 9.3 ms.
+TRAIN_JPEG_QUALITY = 95
 
 
 def split_key(relative_path: str, split_seed: int) -> str:
@@ -68,6 +80,17 @@ def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=interpolation)
 
 
+def cap_long_side(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink (INTER_AREA) so the long side is at most max_side; smaller images are returned
+    as they are, never enlarged."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def center_square(image: np.ndarray, size: int) -> np.ndarray:
     """Resize the short side to size, then crop the centre square."""
     image = resize_short_side(image, size)
@@ -76,20 +99,44 @@ def center_square(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def write_prepared_image(split_dir: Path, index: int, name: str, image: np.ndarray) -> None:
-    """An RGB uint8 image as split_dir/<index:05d>_<name without suffix, "/" as "__">.png: the
-    layout the datamodule and evaluate read (sorted by file name)."""
-    stem = Path(name).with_suffix("").as_posix().replace("/", "__")
-    cv2.imwrite(str(split_dir / f"{index:05d}_{stem}.png"), image[..., ::-1])
+def prepared_name(index: int, name: str, suffix: str = ".png") -> str:
+    """<index:05d>_<name without suffix, "/" as "__"><suffix>: the file name of a source photo
+    in every split folder (sorted by name = sorted by index)."""
+    return f"{index:05d}_{Path(name).with_suffix('').as_posix().replace('/', '__')}{suffix}"
+
+
+def write_prepared_image(
+    split_dir: Path, index: int, name: str, image: np.ndarray, jpeg_quality: int | None = None
+) -> Path:
+    """An RGB uint8 image as split_dir/prepared_name(index, name): lossless PNG, or JPEG at
+    jpeg_quality (4:4:4); the layout the datamodule and evaluate read. Returns the path written."""
+    suffix = ".png" if jpeg_quality is None else ".jpg"
+    path = split_dir / prepared_name(index, name, suffix)
+    params = []
+    if jpeg_quality is not None:
+        params = [
+            cv2.IMWRITE_JPEG_QUALITY,
+            jpeg_quality,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+        ]
+    if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]), params):
+        raise UserError(f"could not write {path}")
+    return path
 
 
 def write_test_masks(
-    prepared_dir: Path, families: Sequence[str], count: int, size: int, seed: int
+    prepared_dir: Path,
+    families: Sequence[str],
+    count: int,
+    size: int,
+    seed: int,
+    filename: str = "masks_test.npz",
 ) -> None:
-    """prepared_dir/masks_test.npz: per family, `count` fixed (size x size) uint8 masks, the
-    same for every model and baseline evaluated on this test split."""
+    """prepared_dir/<filename>: per family, `count` fixed (size x size) uint8 masks, the same
+    for every model and baseline evaluated on this test split (mask i: rng [seed, i])."""
     np.savez_compressed(
-        prepared_dir / "masks_test.npz",
+        prepared_dir / filename,
         **{
             family: make_masks(EVAL_FAMILIES[family], count, size, size, seed).astype(np.uint8)
             for family in families
@@ -107,8 +154,21 @@ def validate(cfg: DictConfig) -> None:
         or cfg.val_fraction + cfg.test_fraction >= 1
     ):
         raise UserError("data.val_fraction and data.test_fraction must be in [0, 1) and sum to < 1")
-    if cfg.train_scale < 1:
-        raise UserError(f"data.train_scale must be >= 1, got {cfg.train_scale}")
+    max_side = cfg.train_max_side
+    if not isinstance(max_side, int) or max_side < size:
+        raise UserError(
+            f"data.train_max_side must be an integer >= data.image_size ({size}), got {max_side!r}"
+        )
+    if not isinstance(cfg.train_png_max_side, int) or cfg.train_png_max_side < 0:
+        raise UserError(
+            f"data.train_png_max_side must be an integer >= 0, got {cfg.train_png_max_side!r}"
+        )
+    full_sizes = list(cfg.full_sizes or [])
+    bad = [f for f in full_sizes if not isinstance(f, int) or f < 16 or f % 8]
+    if bad or len(set(full_sizes)) != len(full_sizes):
+        raise UserError(
+            f"data.full_sizes must be distinct multiples of 8, each >= 16, got {full_sizes}"
+        )
     unknown = [
         f for f in list(cfg.eval_families) + list(cfg.val_families) if f not in EVAL_FAMILIES
     ]
@@ -131,14 +191,20 @@ def prepare(cfg: DictConfig) -> dict:
         )
 
     size = int(cfg.image_size)
-    train_side = round(size * cfg.train_scale)
+    full_sizes = [int(f) for f in cfg.full_sizes or []]
     relative = {f.relative_to(raw_dir).as_posix(): f for f in files}
     splits = assign_splits(list(relative), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
 
     tmp = fresh_temp_dir(out_dir)
     skipped: list[dict[str, str]] = []
+    full_skipped: dict[str, list[dict[str, str]]] = {str(f): [] for f in full_sizes}
+    full_counts: dict[str, int] = {str(f): 0 for f in full_sizes}
+    train_formats: Counter[str] = Counter()
+    largest_test_side = 0
     modes: Counter[str] = Counter()
     counts: dict[str, int] = {}
+    for full in full_sizes:
+        (tmp / f"test_{full}").mkdir()
     for split, names in splits.items():
         (tmp / split).mkdir()
         written = 0
@@ -159,12 +225,31 @@ def prepare(cfg: DictConfig) -> dict:
                     }
                 )
                 continue
-            out = (
-                resize_short_side(image, train_side)
-                if split == "train"
-                else center_square(image, size)
-            )
-            write_prepared_image(tmp / split, written, name, out)
+            if split == "train":
+                out = cap_long_side(image, cfg.train_max_side)
+                lossless = max(out.shape[:2]) <= cfg.train_png_max_side
+                path = write_prepared_image(
+                    tmp / split, written, name, out, None if lossless else TRAIN_JPEG_QUALITY
+                )
+                train_formats[path.suffix[1:]] += 1
+            else:
+                write_prepared_image(tmp / split, written, name, center_square(image, size))
+            if split == "test":
+                short = min(image.shape[:2])
+                largest_test_side = max(largest_test_side, short)
+                for full in full_sizes:
+                    if short >= full:  # the same name as in test/: same photo, same index
+                        write_prepared_image(
+                            tmp / f"test_{full}", written, name, center_square(image, full)
+                        )
+                        full_counts[str(full)] += 1
+                    else:
+                        full_skipped[str(full)].append(
+                            {
+                                "file": name,
+                                "reason": f"short side {short} < {full} (not enlarged)",
+                            }
+                        )
             written += 1
         counts[split] = written
 
@@ -197,10 +282,34 @@ def prepare(cfg: DictConfig) -> dict:
         family=np.array([val_families[i % len(val_families)] for i in range(counts["val"])]),
     )
     write_test_masks(tmp, cfg.eval_families, counts["test"], size, cfg.eval_mask_seed)
+    for full in full_sizes:
+        n = full_counts[str(full)]
+        write_test_masks(
+            tmp, cfg.eval_families, n, full, cfg.eval_mask_seed, f"masks_test_{full}.npz"
+        )
+        if n == 0:
+            log.info(
+                "test_%d is empty: no test photo has a short side >= %d (largest: %d px); "
+                "photos are not enlarged for the full-size test sets",
+                full,
+                full,
+                largest_test_side,
+            )
+        elif full_skipped[str(full)]:
+            log.info(
+                "test_%d: %d test photos, %d smaller ones left out (listed in the manifest)",
+                full,
+                n,
+                len(full_skipped[str(full)]),
+            )
     manifest = {
         "image_size": size,
-        "train_short_side": train_side,
+        "train_max_side": int(cfg.train_max_side),
+        "train_formats": dict(sorted(train_formats.items())),
         "counts": counts,
+        "full_sizes": full_sizes,
+        "full_size_counts": full_counts,
+        "full_size_skipped": full_skipped,
         "source_files": len(files),
         "source_modes": dict(sorted(modes.items())),
         "eval_families": list(cfg.eval_families),
@@ -217,8 +326,11 @@ def prepare(cfg: DictConfig) -> dict:
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
     manifest = prepare(cfg.data)
+    full = ", ".join(f"test_{f}: {n}" for f, n in manifest["full_size_counts"].items())
     print(
-        f"prepared {manifest['counts']} at {manifest['image_size']}px; skipped {len(manifest['skipped'])} files"
+        f"prepared {manifest['counts']} at {manifest['image_size']}px"
+        + (f" (full-size {full})" if full else "")
+        + f"; skipped {len(manifest['skipped'])} files"
     )
 
 
