@@ -1,32 +1,34 @@
-"""Generalisation to real photos: the trained model vs OpenCV Telea and Navier-Stokes on crops of
-real photographs that no training set here contains, per mask family and per masked-area bin.
+"""Real photos a model never saw: the trained model against every classical baseline (Telea,
+Navier-Stokes, FSR, biharmonic, PatchMatch), at the training size and at full size through
+`predict`'s inference code (256 and 512 px), per mask family.
 
-    python benchmarks/real_photos.py [--checkpoint models/model.ckpt] [--out DIR]
-    python benchmarks/real_photos.py --train-holdout 4 [--train-args "experiment=ci"] [--out DIR]
+    python benchmarks/real_photos.py --photos DIR [--photos DIR ...] --holdout N [--train-args ""]
+    python benchmarks/real_photos.py --checkpoint models/model.ckpt [--photos DIR]   # measure only
 
-The photos ship inside installed wheels (the `bench` extra, which `make install` installs):
-scikit-image's `skimage/data/` (astronaut, chelsea, coffee, rocket, motorcycle, and the grayscale
-camera, coins, moon, grass), scikit-learn's `china.jpg` and `flower.jpg`, matplotlib's
-`grace_hopper.jpg`. Nothing is downloaded (`skimage.data` functions are not called).
+Photos: the folders given with `--photos` (any common format; e.g. `../shared/photos`), else
+the real photographs that ship inside installed wheels (the `bench` extra): scikit-image's
+`skimage/data/` (astronaut, chelsea, coffee, rocket, motorcycle, and the grayscale camera, coins,
+moon, grass), scikit-learn's `china.jpg` and `flower.jpg`, matplotlib's `grace_hopper.jpg`.
+Nothing is downloaded.
 
-Test set: from every photo, `--crops-per-scale` square crops at each of `--scales` (side = that
-fraction of the photo's short side, at least the training size), at positions fixed by `--seed`
-and the photo's name, resized to the model's training size (`data.image_size` in the checkpoint's
-config). They are written as the prepare stage writes its test split (`<out>/test/*.png`,
-`<out>/masks_test.npz` with the checkpoint's `data.eval_families` and `data.eval_mask_seed`, using
-prepare's own functions), plus `<out>/manifest.json` (which crop came from where), and measured by
-the same evaluate() as `benchmarks/quality.py`.
+`--holdout N` is the "own photos" path of the README end to end: all photos but N held-out ones
+(chosen by a hash of the name) are copied as they are into `<work>/data/raw`, and the default
+stage commands run in `<work>`: `python -m inpaintlab.prepare ARGS`, `python -m inpaintlab.train
+ARGS`, `python -m inpaintlab.export ARGS` (ARGS = `--train-args`). Without it, `--checkpoint` and
+its `models/export/model.onnx` beside `models/` are measured on all the photos.
 
-`--train-holdout N` runs the "own photos" path end to end: all photos but N held-out ones are
-copied as they are (JPEG and PNG, RGB and grayscale, 300 to 740 px) into `<work>/data/raw`, the
-standard stage commands run in `<work>` (`python -m inpaintlab.prepare ARGS`, then
-`python -m inpaintlab.train ARGS`, ARGS = `--train-args`), and the checkpoint they produce is
-measured on crops of the N held-out photos only. `--train-crops K` writes K random square crops
-(20-100% of the short side) of each training photo instead, standing in for a folder of many
-photos: the way to measure generalisation to unseen photos with the photos at hand.
+Test set, from the held-out photos only (split by photo, never by crop), in the prepare stage's
+layout so the stage's own `evaluate` measures it:
+- at the training size S: `--crops-per-scale` square crops at each of `--scales` (side = that
+  fraction of the short side), resized to S (`test/`, `masks_test.npz`);
+- at each full size F (`data.full_sizes`): the photo resized to short side F and up to three
+  F x F squares along its long side (`test_<F>/`, `masks_test_<F>.npz`); photos smaller than F
+  are not upscaled.
+Then `python -m inpaintlab.evaluate` runs on it with every baseline and all images
+(`evaluate.full_size.max_images` lifted), and its table is printed (margins over the best
+classical method). The work folder is kept with `--out`.
 
-A measurement, not a test (tests/test_real_photos.py checks that the photos are found and the
-crops are deterministic). Exits 0 after printing the table.
+A measurement, not a test (tests/test_real_photos.py checks the photo discovery and the test set).
 """
 
 from __future__ import annotations
@@ -48,8 +50,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from inpaintlab.data.io import load_rgb
-from inpaintlab.prepare import center_square, write_prepared_image, write_test_masks
+from inpaintlab.data.io import list_images, load_rgb
+from inpaintlab.prepare import (
+    center_square,
+    resize_short_side,
+    write_prepared_image,
+    write_test_masks,
+)
 from inpaintlab.utils import atomic_write_json, fresh_temp_dir, replace_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +130,36 @@ def find_photos() -> tuple[list[Photo], list[str]]:
     return sorted(found, key=lambda p: p.name), missing
 
 
+def folder_photos(folders: Sequence[Path]) -> list[Photo]:
+    """Every image file under the folders (recursive), named "<folder name>/<relative path>"."""
+    photos = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise SystemExit(f"error: --photos {folder}: not a folder")
+        for path in list_images(folder):
+            photos.append(Photo(f"{folder.name}/{path.relative_to(folder).as_posix()}", path))
+    return sorted(photos, key=lambda p: p.name)
+
+
+def full_size_squares(image: np.ndarray, size: int) -> list[np.ndarray]:
+    """The photo at short side `size`, and up to three size x size squares along its long side
+    (start, middle, end; fewer when they would overlap by more than half). [] if it is smaller."""
+    if min(image.shape[:2]) < size:
+        return []
+    resized = resize_short_side(image, size)
+    h, w = resized.shape[:2]
+    span = max(h, w) - size
+    count = 1 if span < size // 2 else (2 if span < size else 3)
+    offsets = sorted({round(k * span / max(1, count - 1)) for k in range(count)})
+    if count == 1:
+        offsets = [span // 2]
+    out = []
+    for offset in offsets:
+        top, left = (offset, 0) if h > w else (0, offset)
+        out.append(np.ascontiguousarray(resized[top : top + size, left : left + size]))
+    return out
+
+
 def _rng(*key: object) -> np.random.Generator:
     digest = hashlib.sha256(":".join(map(str, key)).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
@@ -174,20 +211,33 @@ def write_test_set(
     crops: Sequence[tuple[Crop, np.ndarray]],
     families: Sequence[str],
     mask_seed: int,
+    full_size: dict[int, list[tuple[str, np.ndarray]]] | None = None,
 ) -> None:
     """out_dir/test/*.png + masks_test.npz, as the prepare stage writes its test split (the folder
-    is replaced), + manifest.json listing each crop's source."""
+    is replaced), the full-size sets test_<F>/ + masks_test_<F>.npz from `full_size`
+    ({F: [(name, image)]}), + manifest.json listing each crop's source."""
     size = crops[0][1].shape[0]
     tmp = fresh_temp_dir(out_dir)
     (tmp / "test").mkdir()
     for i, (crop, image) in enumerate(crops):
         write_prepared_image(tmp / "test", i, crop.name, image)
     write_test_masks(tmp, list(families), len(crops), size, mask_seed)
+    counts = {}
+    for full, images in (full_size or {}).items():
+        (tmp / f"test_{full}").mkdir()
+        for i, (name, image) in enumerate(images):
+            write_prepared_image(tmp / f"test_{full}", i, name, image)
+        if images:
+            write_test_masks(
+                tmp, list(families), len(images), full, mask_seed, f"masks_test_{full}.npz"
+            )
+        counts[str(full)] = len(images)
     atomic_write_json(
         tmp / "manifest.json",
         {
             "image_size": size,
             "counts": {"test": len(crops)},
+            "full_size_counts": counts,
             "eval_families": list(families),
             "eval_mask_seed": mask_seed,
             "crops": [
@@ -203,7 +253,7 @@ def data_config(checkpoint: Path) -> dict:
     """The `data` config the checkpoint was trained with (conf/data/default.yaml if it has none)."""
     import torch
 
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
     data = raw.get("inpaintlab", {}).get("config", {}).get("data")
     if data is None:
         print(f"note: {checkpoint} holds no config; using conf/data/default.yaml", file=sys.stderr)
@@ -245,7 +295,8 @@ def write_training_crops(
 def train_on_photos(
     photos: Sequence[Photo], work: Path, args: Sequence[str], crops: int = 0, seed: int = 0
 ) -> Path:
-    """The README's "own photos" commands on these photos in `work`; returns the checkpoint.
+    """The README's "own photos" commands on these photos in `work` (prepare, train, export);
+    returns the checkpoint.
     With `crops`, data/raw gets that many random crops of each photo instead of the photos."""
     raw = work / "data" / "raw"
     raw.mkdir(parents=True)
@@ -257,7 +308,7 @@ def train_on_photos(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.setdefault("OMP_NUM_THREADS", "2")
     env["PYTHONHASHSEED"] = "0"
-    for stage in ("prepare", "train"):
+    for stage in ("prepare", "train", "export"):
         cmd = [sys.executable, "-m", f"inpaintlab.{stage}", *args]
         print(f"$ cd {work} && {shlex.join(['python', *cmd[1:]])}", flush=True)
         started = time.perf_counter()
@@ -273,77 +324,121 @@ def train_on_photos(
     return work / "models" / "model.ckpt"
 
 
+def full_size_images(photos: Sequence[Photo], sizes: Sequence[int]) -> dict[int, list]:
+    """{F: [(name, F x F image)]} over the photos, in photo order."""
+    out: dict[int, list] = {int(f): [] for f in sizes}
+    for photo in photos:
+        image = load_rgb(photo.path)
+        stem = photo.name.replace("/", "_").rsplit(".", 1)[0]
+        for full in out:
+            for k, square in enumerate(full_size_squares(image, full)):
+                out[full].append((f"{stem}_{k}", square))
+    return out
+
+
+def measure(work: Path, test_dir: Path, args: Sequence[str]) -> None:
+    """The evaluate stage on the benchmark's test set, every baseline, every image."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "inpaintlab.evaluate",
+        *args,
+        f"data.prepared_dir={test_dir}",
+        f"evaluate.metrics_path={test_dir / 'eval.json'}",
+        f"evaluate.samples_path={test_dir / 'samples.png'}",
+        "evaluate.full_size.max_images=100000",
+        # its own store: benchmark numbers must not land on the training run
+        f"logger.tracking_uri=sqlite:///{test_dir / 'mlflow.db'}",
+        "hydra.run.dir=" + str(test_dir / "hydra"),
+    ]
+    print(f"$ cd {work} && {shlex.join(['python', *cmd[1:]])}", flush=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.setdefault("OMP_NUM_THREADS", "2")
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        print((result.stdout + result.stderr)[-4000:], file=sys.stderr)
+        raise SystemExit(f"error: evaluate failed (exit {result.returncode}); work dir {work}")
+    print(result.stdout)
+    print(
+        f"[evaluate {time.perf_counter() - started:.0f}s] metrics: {test_dir / 'eval.json'}, "
+        f"samples: {test_dir / 'samples.png'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default="models/model.ckpt")
-    parser.add_argument(
-        "--out", help="where to write the test set (replaced); default: a temp folder, removed"
-    )
+    parser.add_argument("--photos", type=Path, action="append", help="a folder of photos")
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/model.ckpt"))
+    parser.add_argument("--out", type=Path, help="work folder to keep (default: a temp folder)")
     parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES))
     parser.add_argument("--crops-per-scale", type=int, default=CROPS_PER_SCALE)
     parser.add_argument("--seed", type=int, default=0, help="crop positions (and the holdout)")
     parser.add_argument(
-        "--radius", type=int, default=3, help="cv2.inpaint radius for the baselines"
-    )
-    parser.add_argument(
+        "--holdout",
         "--train-holdout",
         type=int,
         metavar="N",
-        help="train on all photos but N (prepare + train in a temp folder), test on those N",
+        help="train on all photos but N (prepare + train + export in the work folder), test on N",
     )
     parser.add_argument(
         "--train-crops",
         type=int,
         default=0,
         metavar="K",
-        help="with --train-holdout: train on K random crops of each photo instead of the photos",
+        help="with --holdout: train on K random crops of each photo instead of the photos",
     )
     parser.add_argument(
         "--train-args",
-        default="experiment=ci",
-        help='Hydra overrides for prepare and train with --train-holdout (default: "experiment=ci")',
+        default="",
+        help="Hydra overrides for every stage (default: none, the default config)",
     )
     args = parser.parse_args()
 
-    photos, missing = find_photos()
-    for line in missing:
-        print(f"missing: {line}", file=sys.stderr)
+    if args.photos:
+        photos = folder_photos(args.photos)
+    else:
+        photos, missing = find_photos()
+        for line in missing:
+            print(f"missing: {line}", file=sys.stderr)
     if not photos:
-        raise SystemExit("error: no bundled photos found: pip install -e '.[bench]'")
+        raise SystemExit("error: no photos found (--photos DIR, or pip install -e '.[bench]')")
+    stage_args = shlex.split(args.train_args)
 
     with tempfile.TemporaryDirectory(prefix="inpaintlab-real-") as tmp:
-        checkpoint, test_photos = Path(args.checkpoint), photos
-        if args.train_holdout is not None:
-            if not 0 < args.train_holdout < len(photos) - 2:
-                raise SystemExit(f"error: --train-holdout must be in 1..{len(photos) - 3}")
-            train_photos, test_photos = holdout_split(photos, args.train_holdout, args.seed)
+        work = args.out or Path(tmp) / "project"
+        checkpoint, test_photos = args.checkpoint, photos
+        if args.holdout is not None:
+            if not 0 < args.holdout < len(photos) - 2:
+                raise SystemExit(f"error: --holdout must be in 1..{len(photos) - 3}")
+            if work.exists():
+                shutil.rmtree(work)
+            train_photos, test_photos = holdout_split(photos, args.holdout, args.seed)
             print(f"train on {len(train_photos)} photos: {', '.join(p.name for p in train_photos)}")
             print(f"held out {len(test_photos)}: {', '.join(p.name for p in test_photos)}")
+            started = time.perf_counter()
             checkpoint = train_on_photos(
-                train_photos,
-                Path(tmp) / "project",
-                shlex.split(args.train_args),
-                args.train_crops,
-                args.seed,
+                train_photos, work, stage_args, args.train_crops, args.seed
             )
+            print(f"prepare + train + export: {time.perf_counter() - started:.0f}s", flush=True)
+        else:
+            work = checkpoint.resolve().parents[1]  # the project the checkpoint belongs to
         if not checkpoint.exists():
             raise SystemExit(f"error: {checkpoint} does not exist: train a model first")
 
         data = data_config(checkpoint)
         size, families = int(data["image_size"]), list(data["eval_families"])
         crops = build_crops(test_photos, size, args.scales, args.crops_per_scale, args.seed)
-        out = Path(args.out) if args.out else Path(tmp) / "real_photos"
-        write_test_set(out, crops, families, int(data["eval_mask_seed"]))
+        full = full_size_images(test_photos, data.get("full_sizes") or [256, 512])
+        test_dir = (args.out or Path(tmp)) / "real_photos"
+        write_test_set(test_dir, crops, families, int(data["eval_mask_seed"]), full)
+        counts = ", ".join(f"{len(v)} at {k}px" for k, v in full.items())
         print(
-            f"{len(crops)} crops of {len(test_photos)} photos at {size}px "
-            f"(scales {', '.join(f'{s:g}' for s in args.scales)}) in {out}; "
-            f"checkpoint {checkpoint}\n",
+            f"test set from {len(test_photos)} held-out photos: {len(crops)} crops at {size}px, "
+            f"{counts}, in {test_dir}\n",
             flush=True,
         )
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from quality import run  # benchmarks/quality.py: evaluate(), the table, the margins
-
-        run(str(checkpoint), out, args.radius)
+        measure(work, test_dir.resolve(), stage_args)
 
 
 if __name__ == "__main__":

@@ -115,3 +115,24 @@ def test_training_crops_are_deterministic_square_views_of_the_photo(photos, tmp_
         crop = cv2.imread(str(path))[..., ::-1]  # a window of the photo, pixel for pixel
         assert np.array_equal(crop, image[top : top + side, left : left + side])
     assert len({side for _, _, side in boxes[0]}) > 1
+
+
+def test_full_size_squares_never_upscale_and_cover_the_long_side():
+    wide = np.arange(300 * 900 * 3, dtype=np.uint32).reshape(300, 900, 3).astype(np.uint8)
+    squares = real_photos.full_size_squares(wide, 256)
+    assert len(squares) == 3 and all(s.shape == (256, 256, 3) for s in squares)
+    assert not np.array_equal(squares[0], squares[-1])  # start and end of the long side
+    assert real_photos.full_size_squares(wide, 512) == []  # short side 300 < 512: not upscaled
+    assert len(real_photos.full_size_squares(wide[:, :300], 256)) == 1
+
+
+def test_full_size_sets_have_the_prepare_layout(photos, tmp_path):
+    crops = real_photos.build_crops(photos[:1], 32, per_scale=1)
+    full = real_photos.full_size_images(photos[:2], [64])
+    out = tmp_path / "bench"
+    real_photos.write_test_set(out, crops, ["box", "outpaint"], 1234, full)
+    files = sorted((out / "test_64").glob("*.png"))
+    assert len(files) == len(full[64]) > 0
+    with np.load(out / "masks_test_64.npz") as masks:
+        assert masks["box"].shape == (len(files), 64, 64)
+        assert set(masks.files) == {"box", "outpaint"}
