@@ -22,12 +22,16 @@ use, so importing this module stays cheap (cv2 and numpy only, no torch).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import cv2
 import numpy as np
 
 BASELINE_NAMES = ("telea", "ns", "fsr", "biharmonic", "patchmatch")
+SLOW_METHODS = frozenset({"fsr", "biharmonic", "patchmatch"})  # worth a process pool
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 # The fill when nothing is known (an all-one mask).
 MID_GREY = 128
@@ -113,3 +117,32 @@ def classical_inpaint(
     visible = np.where(hole[..., None], np.uint8(0), image)
     filled = BASELINES[method](visible, hole, radius)
     return np.where(hole[..., None], filled, image)
+
+
+def _timed_inpaint(args: tuple[np.ndarray, np.ndarray, str, int]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    result = classical_inpaint(*args)
+    return result, time.perf_counter() - start
+
+
+def classical_inpaint_many(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    method: str,
+    radius: int = 3,
+    workers: int = 1,
+) -> tuple[list[np.ndarray], float]:
+    """classical_inpaint over image/mask pairs, in `workers` processes for the slow methods (FSR,
+    biharmonic and PatchMatch take seconds at 512 px); returns the outputs in order and the mean
+    compute time per image in milliseconds (each call timed where it runs, so the figure does
+    not depend on the number of workers). The outputs do not depend on `workers` either."""
+    jobs = [(image, mask, method, radius) for image, mask in zip(images, masks, strict=True)]
+    if workers > 1 and len(jobs) > 1 and method in SLOW_METHODS:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            done = list(
+                pool.map(_timed_inpaint, jobs, chunksize=max(1, len(jobs) // (4 * workers)))
+            )
+    else:
+        done = [_timed_inpaint(job) for job in jobs]
+    outputs = [result for result, _ in done]
+    return outputs, 1000.0 * sum(seconds for _, seconds in done) / max(1, len(done))

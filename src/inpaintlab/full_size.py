@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inpaintlab.baselines import classical_inpaint
+from inpaintlab.baselines import classical_inpaint_many
 from inpaintlab.data.datamodule import read_rgb, to_tensor
 from inpaintlab.inference import Model, inpaint
 from inpaintlab.metrics import image_metrics, summarize
+from inpaintlab.utils import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,15 @@ def measure_size(
         mask_tensor = torch.from_numpy(family_masks.astype(np.float32))[:, None]
         for method in methods:
             if method == "model":
-                fn = lambda image, mask: inpaint(image, mask, model.run, model.image_size)  # noqa: E731
+                result, ms = _timed(
+                    lambda image, mask: inpaint(image, mask, model.run, model.image_size),
+                    images,
+                    family_masks,
+                )
             else:
-                fn = lambda image, mask, m=method: classical_inpaint(image, mask, m, radius)  # noqa: E731
-            result, ms = _timed(fn, images, family_masks)
+                result, ms = classical_inpaint_many(
+                    list(images), list(family_masks), method, radius, available_cpus()
+                )
             outputs[method][family], times[method][family] = result, ms
             per_image = image_metrics(_as_tensor(result), truth, mask_tensor)
             for name in METRIC_NAMES:
