@@ -19,7 +19,8 @@ GIT_ID = {
     "GIT_COMMITTER_NAME": "test",
     "GIT_COMMITTER_EMAIL": "test@example.com",
 }
-# The CI dataset: .ci/ci-pipeline and metrics/baseline_ci.json use the same one.
+# A small dataset for pipeline tests (48 px: no full-size test sets, so evaluate needs no export).
+# .ci/ci-pipeline uses 256-px images of the same generator so its gate covers the full-size section.
 CI_DATA = ["--count", "40", "--size", "48", "--seed", "3", "--quiet"]
 
 

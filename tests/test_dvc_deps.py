@@ -78,9 +78,7 @@ STAGES = ["prepare", "train", "evaluate", "export"]
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_deps_cover_its_import_closure(stage):
     closure = import_closure(SRC / "inpaintlab" / f"{stage}.py")
-    missing = sorted(
-        str(p.relative_to(ROOT)) for p in closure if not covered(p, stage_deps(stage))
-    )
+    missing = sorted(str(p.relative_to(ROOT)) for p in closure if not covered(p, stage_deps(stage)))
     assert not missing, f"dvc.yaml stage {stage!r} does not list what it imports: {missing}"
 
 

@@ -256,7 +256,7 @@ def test_large_thin_and_scattered_holes_stay_full_resolution(onnx_model: predict
     mask[270:280, 460:470] = True
     image[mask] = MAGENTA
     recorder = Recorder(onnx_model.run)
-    result = inpaint(image, mask, recorder, TRAIN_SIZE)
+    result = inpaint(image, mask, recorder, TRAIN_SIZE, max_side=128)
     assert all(
         h <= 128 and w <= 128 and h % 8 == 0 and w % 8 == 0 for _, _, h, w in recorder.shapes
     )
@@ -272,7 +272,7 @@ def test_large_hole_is_downscaled_and_fully_generated(onnx_model: predict.Model)
     image[mask] = MAGENTA
     assert working_scale(mask, TRAIN_SIZE, 128) < 1
     recorder = Recorder(onnx_model.run)
-    result = inpaint(image, mask, recorder, TRAIN_SIZE)
+    result = inpaint(image, mask, recorder, TRAIN_SIZE, max_side=128)
     assert all(h <= 128 and w <= 128 for _, _, h, w in recorder.shapes)
     assert recorder.shapes[0][2:] == (128, 128)  # the whole coarse window in one tile
     assert len(recorder.shapes) > 1 and all(
@@ -280,6 +280,18 @@ def test_large_hole_is_downscaled_and_fully_generated(onnx_model: predict.Model)
     )  # edge refine
     np.testing.assert_array_equal(result[~mask], image[~mask])
     assert not (result[mask] == MAGENTA).all(axis=1).any()
+
+
+def test_a_window_that_fits_runs_whole_at_full_resolution(onnx_model: predict.Model) -> None:
+    """The default: a large hole in a 400 x 400 photo is one model call on the whole window,
+    at the photo's own resolution (the model's fill solves the whole hole at once)."""
+    image = photo(400, 400)
+    mask = np.zeros((400, 400), bool)
+    mask[100:300, 120:320] = True
+    recorder = Recorder(onnx_model.run)
+    result = inpaint(image, mask, recorder, TRAIN_SIZE)
+    assert recorder.shapes == [(1, 3, 400, 400)]
+    np.testing.assert_array_equal(result[~mask], image[~mask])
 
 
 def test_torchscript_model_matches_onnx(tmp_path: Path, models: dict, capsys) -> None:

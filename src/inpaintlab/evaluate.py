@@ -28,7 +28,7 @@ from inpaintlab import tracking
 from inpaintlab.baselines import classical_inpaint_many
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
 from inpaintlab.data.masks import area_bin, mask_area
-from inpaintlab.full_size import evaluate_full_size, sample_columns
+from inpaintlab.full_size import evaluate_full_size, has_full_size_set, sample_columns
 from inpaintlab.inference import ModelError, PredictError, load_model
 from inpaintlab.metrics import image_metrics, summarize
 from inpaintlab.module import load_generator
@@ -137,16 +137,16 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
     grid = sample_grid(columns, labels=labels)
 
     full = cfg.full_size
-    if full.sizes:
-        model_path = Path(full.model)
+    sizes = [s for s in full.sizes if has_full_size_set(prepared_dir, s)]
+    if sizes:
         try:
-            model = load_model(model_path)
+            model = load_model(Path(full.model))
         except (ModelError, PredictError) as err:
             raise UserError(f"{err} (the export stage writes it)") from None
         sections, largest = evaluate_full_size(
             model,
             prepared_dir,
-            full.sizes,
+            sizes,
             full.families,
             cfg.baselines,
             full.max_images,
@@ -159,6 +159,12 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
                 images_full, masks_full, outputs_full, section["best_baseline"]
             )
             grid = sample_grid(columns, labels=labels, row_labels=rows)
+    elif full.sizes:
+        log.warning(
+            "no full-size test images in %s (photos smaller than %s px)",
+            prepared_dir,
+            min(full.sizes),
+        )
     return {"metrics": result, "grid": grid, "run_id": info.get("mlflow_run_id")}
 
 

@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 METRIC_NAMES = ["psnr_masked", "ssim", "l1_masked", "accuracy"]
 
 
+def has_full_size_set(prepared_dir: Path, size: int) -> bool:
+    return (prepared_dir / f"masks_test_{size}.npz").exists() and any(
+        (prepared_dir / f"test_{size}").glob("*.png")
+    )
+
+
 def load_full_size_set(
     prepared_dir: Path, size: int, families: Sequence[str], max_images: int
 ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:

@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="largest side the model runs at; larger regions are tiled or downscaled "
-        "(default: 2x the model's training size)",
+        "(default: 1024)",
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar and no 'wrote ...' line"
