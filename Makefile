@@ -41,7 +41,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "installed into $(VENV)"
 
 data: $(STAMP)
-	@test -d data/raw || $(BIN)/inpaintlab data synth --out data/raw
+	@test -d data/raw || { $(BIN)/inpaintlab data synth --out data/raw && \
+		$(BIN)/inpaintlab data photos --out data/raw/photos; }
 
 params: $(STAMP)
 	@$(BIN)/python -m inpaintlab.params

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import os
 import shlex
 import shutil
@@ -50,6 +49,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from inpaintlab.data.bundled import BUNDLED, Photo, find_photos, package_dir  # noqa: F401
 from inpaintlab.data.io import list_images, load_rgb
 from inpaintlab.prepare import (
     center_square,
@@ -61,34 +61,8 @@ from inpaintlab.utils import atomic_write_json, fresh_temp_dir, replace_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# package -> (folder inside the installed package, photos in it). Real photographs only: the
-# wheels' synthetic, microscopy and astronomy images are left out.
-BUNDLED: dict[str, tuple[str, tuple[str, ...]]] = {
-    "skimage": (
-        "data",
-        (
-            "astronaut.png",
-            "camera.png",
-            "chelsea.png",
-            "coffee.png",
-            "coins.png",
-            "grass.png",
-            "moon.png",
-            "motorcycle_left.png",
-            "rocket.jpg",
-        ),
-    ),
-    "sklearn": ("datasets/images", ("china.jpg", "flower.jpg")),
-    "matplotlib": ("mpl-data/sample_data", ("grace_hopper.jpg",)),
-}
 SCALES = (0.6, 0.3)
 CROPS_PER_SCALE = 4  # 12 photos x 2 scales x 4 = 96 test images
-
-
-@dataclass(frozen=True)
-class Photo:
-    name: str  # "<package>/<file>", e.g. "skimage/astronaut.png"
-    path: Path
 
 
 @dataclass(frozen=True)
@@ -104,30 +78,6 @@ class Crop:
         """File-name-safe label, e.g. skimage_astronaut_s60_l123_t45."""
         stem = Path(self.photo).with_suffix("").as_posix().replace("/", "_")
         return f"{stem}_s{round(self.scale * 100)}_l{self.left}_t{self.top}"
-
-
-def package_dir(package: str) -> Path | None:
-    """Where an installed package lives, without importing it (None when not installed)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def find_photos() -> tuple[list[Photo], list[str]]:
-    """(photos found, sorted by name; names of the ones missing and why)."""
-    found, missing = [], []
-    for package, (folder, files) in BUNDLED.items():
-        base = package_dir(package)
-        for file in files:
-            name = f"{package}/{file}"
-            if base is None:
-                missing.append(f"{name} ({package} not installed: pip install -e '.[bench]')")
-            elif not (base / folder / file).is_file():
-                missing.append(f"{name} (not in {base / folder})")
-            else:
-                found.append(Photo(name, base / folder / file))
-    return sorted(found, key=lambda p: p.name), missing
 
 
 def folder_photos(folders: Sequence[Path]) -> list[Photo]:

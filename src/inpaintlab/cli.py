@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 # subcommand -> module whose main(argv) -> int handles it
 DELEGATES = {
@@ -19,6 +20,7 @@ USAGE = """usage: inpaintlab <command> [options]
 
 commands:
   data synth      write the built-in synthetic landscape dataset (default data/raw)
+  data photos     copy the real photos shipped in installed wheels (default data/raw/photos)
   predict         inpaint or outpaint images with an exported model (.onnx or .pt)
   check-metrics   compare metrics to a baseline; non-zero exit on a regression
   report          print the evaluation table of metrics/eval.json
@@ -36,7 +38,25 @@ def data_main(argv: list[str]) -> int:
     synth.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
     synth.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    photos = sub.add_parser(
+        "photos", help="copy the real photos that ship inside installed wheels (12 photos)"
+    )
+    photos.add_argument("--out", default="data/raw/photos", help="default data/raw/photos")
     args = parser.parse_args(argv)
+    if args.action == "photos":
+        from inpaintlab.data.bundled import copy_photos, find_photos
+
+        _, missing = find_photos()
+        for line in missing:
+            print(f"note: missing {line}", file=sys.stderr)
+        written = copy_photos(Path(args.out))
+        if not written:
+            print(
+                "error: no bundled photos found (scikit-image is not installed?)", file=sys.stderr
+            )
+            return 2
+        print(f"copied {len(written)} photos to {args.out}")
+        return 0
 
     from inpaintlab.data.synthetic import write_dataset
 

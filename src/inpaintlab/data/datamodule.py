@@ -120,6 +120,13 @@ def default_crop(image_size: int) -> ScaleCrop:
     )
 
 
+def source_folder(prepared_name: str) -> str:
+    """The top-level folder under data/raw a prepared train file came from ("" for files at the
+    top): prepare names it `<index>_<relative path with / as __>`."""
+    stem = prepared_name.split("_", 1)[-1]
+    return stem.split("__", 1)[0] if "__" in stem else ""
+
+
 class TrainDataset(Dataset):
     """`samples_per_epoch` items (None: one per photo, item i = photo i). With samples_per_epoch
     set, item i's photo is drawn (with replacement) by the item's own rng, so a photo drawn twice
@@ -134,10 +141,17 @@ class TrainDataset(Dataset):
         seed: int,
         samples_per_epoch: int | None = None,
         cache: PhotoCache | None = None,
+        balance_folders: bool = False,
     ) -> None:
         self.files, self.image_size = list(files), image_size
         self.mask_generator, self.augment, self.seed = mask_generator, augment, seed
         self.samples_per_epoch = samples_per_epoch
+        # photo indices per source folder (the top-level folder of data/raw), to draw folders
+        # equally often: a small folder of real photos is not drowned by a big synthetic one
+        groups: dict[str, list[int]] = {}
+        for i, path in enumerate(self.files):
+            groups.setdefault(source_folder(path.name) if balance_folders else "", []).append(i)
+        self.groups = [groups[k] for k in sorted(groups)]
         self.cache = cache if cache is not None else PhotoCache(0)
         self.epoch = 0  # set by InpaintDataModule.set_epoch so each epoch sees new masks and crops
 
@@ -145,7 +159,10 @@ class TrainDataset(Dataset):
         return self.samples_per_epoch or len(self.files)
 
     def photo_index(self, index: int, rng: np.random.Generator) -> int:
-        return int(rng.integers(len(self.files))) if self.samples_per_epoch else index
+        if not self.samples_per_epoch:
+            return index
+        group = self.groups[int(rng.integers(len(self.groups)))] if len(self.groups) > 1 else None
+        return group[int(rng.integers(len(group)))] if group else int(rng.integers(len(self.files)))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -184,6 +201,7 @@ class InpaintDataModule(L.LightningDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         samples_per_epoch: int | None = None,
+        balance_folders: bool = True,
         cache_mb: float = 512,
         crop: A.BasicTransform | None = None,
         augment: dict | None = None,
@@ -204,6 +222,7 @@ class InpaintDataModule(L.LightningDataModule):
         self.prepared_dir, self.image_size = Path(prepared_dir), image_size
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.samples_per_epoch, self.cache_mb = samples_per_epoch, cache_mb
+        self.balance_folders = balance_folders
         self.crop = crop if crop is not None else default_crop(image_size)
         crop_size = tuple(getattr(self.crop, "size", (image_size, image_size)))
         if crop_size != (image_size, image_size):
@@ -231,6 +250,7 @@ class InpaintDataModule(L.LightningDataModule):
             self.seed,
             self.samples_per_epoch,
             PhotoCache(int(self.cache_mb * 2**20)),
+            self.balance_folders,
         )
         masks_file = self.prepared_dir / "masks_val.npz"
         if not masks_file.exists():
