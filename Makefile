@@ -41,8 +41,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "installed into $(VENV)"
 
 data: $(STAMP)
-	@test -d data/raw || { $(BIN)/inpaintlab data synth --out data/raw && \
-		$(BIN)/inpaintlab data photos --out data/raw/photos; }
+	@test -d data/raw || $(BIN)/inpaintlab data photos --out data/raw
 
 params: $(STAMP)
 	@$(BIN)/python -m inpaintlab.params

@@ -34,8 +34,8 @@ def data_main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     synth = sub.add_parser("synth", help="write the built-in synthetic landscape dataset")
     synth.add_argument("--out", default="data/raw", help="output folder (default data/raw)")
-    synth.add_argument("--count", type=int, default=400, help="number of images (default 400)")
-    synth.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    synth.add_argument("--count", type=int, default=1000, help="number of images (default 1000)")
+    synth.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     synth.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     photos = sub.add_parser(
