@@ -211,3 +211,25 @@ def test_exit_code_is_real_in_a_subprocess(tmp_path: Path) -> None:
             env=env,
         ).stdout
     )
+
+
+def test_full_size_model_metrics_are_gated_and_baselines_are_not(tmp_path) -> None:
+    base = {
+        "model": {"box": {"psnr_masked": 20.0}},
+        "full_size": {
+            "512": {
+                "model": {"box": {"psnr_masked": 22.0}},
+                "baselines": {"ns": {"box": {"psnr_masked": 21.0}}},
+            }
+        },
+    }
+    worse_model = copy.deepcopy(base)
+    worse_model["full_size"]["512"]["model"]["box"]["psnr_masked"] = 20.0
+    worse_baseline = copy.deepcopy(base)
+    worse_baseline["full_size"]["512"]["baselines"]["ns"]["box"]["psnr_masked"] = 15.0
+    paths = {}
+    for name, data in {"base": base, "model": worse_model, "baseline": worse_baseline}.items():
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(data))
+    assert main(["--baseline", str(paths["base"]), "--current", str(paths["model"])]) == 1
+    assert main(["--baseline", str(paths["base"]), "--current", str(paths["baseline"])]) == 0

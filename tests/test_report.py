@@ -122,3 +122,28 @@ def test_main_bad_file_is_one_line_error(
     assert out.out == ""
     lines = out.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def test_full_size_tables_come_first_with_the_margin_over_the_best_method() -> None:
+    def m(psnr: float, ms: float = 1.0) -> dict:
+        return {"psnr_masked": psnr, "ssim": 0.9, "accuracy": 0.8, "n": 2, "ms": ms}
+
+    metrics = {
+        "model": {"box": m(20.0), "all": m(20.0)},
+        "baselines": {"telea": {"box": m(19.0), "all": m(19.0)}},
+        "full_size": {
+            "512": {
+                "n": 2,
+                "model": {"box": m(22.0, 30.0), "all": m(22.0, 30.0)},
+                "baselines": {
+                    "ns": {"box": m(21.5), "all": m(21.5)},
+                    "fsr": {"box": m(23.0, 2500.0), "all": m(23.0, 2500.0)},
+                },
+            }
+        },
+    }
+    text = format_table(metrics)
+    assert text.index("full size, 512x512 px, through predict") < text.index("at the training size")
+    box = next(line for line in text.splitlines() if line.startswith("| box") and "23.00" in line)
+    assert "-1.00" in box  # 22.0 against FSR's 23.0, not NS's 21.5
+    assert "FSR 2500" in text and "model 30" in text  # time per image
