@@ -286,8 +286,8 @@ def full_size_images(photos: Sequence[Photo], sizes: Sequence[int]) -> dict[int,
     return out
 
 
-def measure(work: Path, test_dir: Path, args: Sequence[str]) -> None:
-    """The evaluate stage on the benchmark's test set, every baseline, every image."""
+def measure(work: Path, test_dir: Path, args: Sequence[str], max_images: int) -> None:
+    """The evaluate stage on the benchmark's test set, every baseline, `max_images` per size."""
     cmd = [
         sys.executable,
         "-m",
@@ -296,7 +296,7 @@ def measure(work: Path, test_dir: Path, args: Sequence[str]) -> None:
         f"data.prepared_dir={test_dir}",
         f"evaluate.metrics_path={test_dir / 'eval.json'}",
         f"evaluate.samples_path={test_dir / 'samples.png'}",
-        "evaluate.full_size.max_images=100000",
+        f"evaluate.full_size.max_images={max_images}",
         # its own store: benchmark numbers must not land on the training run
         f"logger.tracking_uri=sqlite:///{test_dir / 'mlflow.db'}",
         "hydra.run.dir=" + str(test_dir / "hydra"),
@@ -337,6 +337,12 @@ def main() -> None:
         default=0,
         metavar="K",
         help="with --holdout: train on K random crops of each photo instead of the photos",
+    )
+    parser.add_argument(
+        "--max-images",
+        type=int,
+        default=100000,
+        help="full-size images per size (FSR takes seconds per 512 px image; default: all)",
     )
     parser.add_argument(
         "--train-args",
@@ -388,7 +394,7 @@ def main() -> None:
             f"{counts}, in {test_dir}\n",
             flush=True,
         )
-        measure(work, test_dir.resolve(), stage_args)
+        measure(work, test_dir.resolve(), stage_args, args.max_images)
 
 
 if __name__ == "__main__":
