@@ -325,5 +325,7 @@ def load_generator(checkpoint: str) -> tuple[torch.nn.Module, dict]:
     try:
         module.load_state_dict(raw["state_dict"])
     except RuntimeError as err:
-        raise UserError(f"{checkpoint} does not fit its own model config: {str(err).splitlines()[0]}") from None
+        raise UserError(
+            f"{checkpoint} does not fit its own model config: {str(err).splitlines()[0]}"
+        ) from None
     return module.inference_generator.eval(), raw.get("inpaintlab", {})

@@ -123,12 +123,18 @@ class Fingerprint:
         theirs = other.get("config", {})
         for key in sorted(set(self.config) | set(theirs)):
             if self.config.get(key, "<unset>") != theirs.get(key, "<unset>"):
-                reasons.append(f"{key} {theirs.get(key, '<unset>')} -> {self.config.get(key, '<unset>')}")
+                reasons.append(
+                    f"{key} {theirs.get(key, '<unset>')} -> {self.config.get(key, '<unset>')}"
+                )
         changed = sorted(
-            k for k in set(self.code) | set(other.get("code", {})) if self.code.get(k) != other.get("code", {}).get(k)
+            k
+            for k in set(self.code) | set(other.get("code", {}))
+            if self.code.get(k) != other.get("code", {}).get(k)
         )
         if changed:
-            reasons.append("code changed: " + ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else ""))
+            reasons.append(
+                "code changed: " + ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")
+            )
         if other.get("data") != self.data:
             reasons.append("data/prepared changed")
         return reasons
@@ -183,6 +189,22 @@ def read_state(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+EXITING_WAIT = 30.0  # seconds
+
+
+def _acquire(lock: FileLock, patience: float) -> bool:
+    """Take the lock, trying for up to `patience` seconds; False if another process keeps it."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            lock.acquire()
+            return True
+        except Busy:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+
 def _new_key() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
@@ -211,13 +233,13 @@ def open_run(
         if state is None or state.get("status") == "published":
             continue
         lock = FileLock(run_dir / LOCK)
-        try:
-            lock.acquire()
-        except Busy:
+        # A run that recorded its stop is exiting (its MLflow run, the last lines): wait for it.
+        patience = EXITING_WAIT if state.get("status") in ("interrupted", "failed") else 0.0
+        if not _acquire(lock, patience):
             if state.get("fingerprint") and not fingerprint.differences(state["fingerprint"]):
                 busy.append(run_dir.name)
             continue
-        candidates.append((state, run_dir, lock))
+        candidates.append((read_state(run_dir) or state, run_dir, lock))
     candidates.sort(key=lambda c: (c[0].get("created", ""), c[1].name))
 
     chosen: tuple[dict[str, Any], Path, FileLock] | None = None
@@ -233,10 +255,14 @@ def open_run(
     elif candidates and resume:
         state, run_dir, _ = candidates[-1]
         reasons = fingerprint.differences(state.get("fingerprint", {}))
-        shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        shown = "; ".join(reasons[:3]) + (
+            f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        )
         say(f"not resuming run {run_dir.name} ({_describe(state)}): {shown}; starting fresh")
     if busy and not chosen:
-        say(f"run {busy[-1]} with the same settings is still training (another process); this is a separate run")
+        say(
+            f"run {busy[-1]} with the same settings is still training (another process); this is a separate run"
+        )
     for candidate in candidates:
         if candidate is not chosen:
             candidate[2].release()
@@ -348,7 +374,9 @@ def recover(work_dir: Path, lock_held: bool = False) -> str | None:
         journal_path.unlink(missing_ok=True)  # written atomically: unreadable means not ours
         return None
     if not all((run_dir / "publish" / t.staged_name).is_file() for t in targets):
-        log.warning("publish journal names run %s but its staged files are gone; dropped", run_dir.name)
+        log.warning(
+            "publish journal names run %s but its staged files are gone; dropped", run_dir.name
+        )
         journal_path.unlink(missing_ok=True)
         return None
     _apply(work_dir, run_dir, targets)

@@ -24,7 +24,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from inpaintlab.utils import UserError
 
-PRECISIONS = {"16", "32", "64", "bf16", "16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine"}
+PRECISIONS = {
+    "16",
+    "32",
+    "64",
+    "bf16",
+    "16-mixed",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+    "16-true",
+    "bf16-true",
+    "transformer-engine",
+}
 
 
 def _show(value: Any) -> str:
@@ -58,7 +70,9 @@ def number(
         lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
         bounds = " and ".join(b for b in (lo, hi) if b)
-        raise UserError(f"{key} must be a number{' ' + bounds if bounds else ''}, got {_show(value)}")
+        raise UserError(
+            f"{key} must be a number{' ' + bounds if bounds else ''}, got {_show(value)}"
+        )
 
 
 def integer(key: str, value: Any, low: int | None = None, *, optional: bool = False) -> None:
@@ -140,21 +154,45 @@ def _hints(target: str) -> dict[str, Any]:
     return hints
 
 
+def _name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _check_value(path: str, value: Any, hint: Any) -> None:
+    """One parameter's value against its annotation; a mapping's or list's items one by one,
+    so the message names the item (mask.generator.weights.box)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        fitting = [h for h in typing.get_args(hint) if _matches(value, h)]
+        if not fitting:
+            raise UserError(f"{path} must be {_name(hint)}, got {_show(value)}")
+        hint = fitting[0]
+    origin, args = typing.get_origin(hint), [a for a in typing.get_args(hint) if a is not Ellipsis]
+    if isinstance(value, Mapping) and len(args) == 2 and _matches(value, origin or hint):
+        for key, item in value.items():
+            if not isinstance(item, Mapping) and not _matches(item, args[1]):
+                raise UserError(f"{path}.{key} must be {_name(args[1])}, got {_show(item)}")
+        return
+    if isinstance(value, list) and len(args) == 1 and _matches(value, origin or hint):
+        for i, item in enumerate(value):
+            if not isinstance(item, Mapping) and not _matches(item, args[0]):
+                raise UserError(f"{path}[{i}] must be {_name(args[0])}, got {_show(item)}")
+        return
+    if not _matches(value, hint):
+        raise UserError(f"{path} must be {_name(hint)}, got {_show(value)}")
+
+
 def check_targets(node: Any, where: str) -> None:
     """Each `_target_` node's values against its class's annotations, recursively."""
     if isinstance(node, Mapping):
         target = node.get("_target_")
-        hints = _hints(target) if isinstance(target, str) and target.startswith("inpaintlab.") else {}
+        inpaintlab = isinstance(target, str) and target.startswith("inpaintlab.")
+        hints = _hints(target) if inpaintlab else {}
         for key, value in node.items():
             if key.startswith("_"):
                 continue
-            path = f"{where}.{key}"
-            if key in hints and not isinstance(value, Mapping | list) and not _matches(value, hints[key]):
-                expected = str(hints[key]).replace("typing.", "").replace("<class '", "").replace("'>", "")
-                raise UserError(f"{path} must be {expected}, got {_show(value)}")
-            if isinstance(value, Mapping) and key in hints and not _matches(value, hints[key]):
-                raise UserError(f"{path} has the wrong type: {_show(value)}")
-            check_targets(value, path)
+            if key in hints:
+                _check_value(f"{where}.{key}", value, hints[key])
+            check_targets(value, f"{where}.{key}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
             check_targets(value, f"{where}[{i}]")
@@ -179,15 +217,21 @@ def check_data(data: DictConfig) -> None:
     for key in ("eval_families", "val_families"):
         families = _get(data, key)
         if families is not None and (
-            not isinstance(families, list) or not families or not all(isinstance(f, str) for f in families)
+            not isinstance(families, list)
+            or not families
+            or not all(isinstance(f, str) for f in families)
         ):
-            raise UserError(f"data.{key} must be a non-empty list of mask family names, got {families}")
+            raise UserError(
+                f"data.{key} must be a non-empty list of mask family names, got {families}"
+            )
 
 
 def _augment_probabilities(augment: Any) -> None:
     for split, steps in (augment or {}).items():
         if not isinstance(steps, list):
-            raise UserError(f"datamodule.augment.{split} must be a list of transforms, got {_show(steps)}")
+            raise UserError(
+                f"datamodule.augment.{split} must be a list of transforms, got {_show(steps)}"
+            )
         for i, step in enumerate(steps):
             if isinstance(step, Mapping) and "p" in step:
                 number(f"datamodule.augment.{split}[{i}].p", step["p"], 0, 1)
@@ -202,7 +246,11 @@ def check_train(cfg: DictConfig) -> None:
     number("optim.lr", optim.get("lr"), 0, low_open=True)
     number("optim.weight_decay", optim.get("weight_decay", 0.0), 0)
     betas = optim.get("betas", [0.9, 0.999])
-    if not (isinstance(betas, list) and len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)):
+    if not (
+        isinstance(betas, list)
+        and len(betas) == 2
+        and all(is_number(b) and 0 <= b < 1 for b in betas)
+    ):
         raise UserError(f"optim.betas must be two numbers in [0, 1), got {_show(betas)}")
     number("optim.warmup_fraction", optim.get("warmup_fraction", 0.0), 0, 1)
     number("optim.ema_decay", optim.get("ema_decay") or 0.0, 0, 1, high_open=True)
@@ -223,7 +271,12 @@ def check_train(cfg: DictConfig) -> None:
     check_targets(datamodule, "datamodule")
 
     trainer = _get(cfg, "trainer")
-    integer("trainer.max_epochs", trainer.get("max_epochs"), 1, optional=trainer.get("max_steps", -1) not in (-1, None))
+    integer(
+        "trainer.max_epochs",
+        trainer.get("max_epochs"),
+        1,
+        optional=trainer.get("max_steps", -1) not in (-1, None),
+    )
     if trainer.get("max_steps") not in (None, -1):
         integer("trainer.max_steps", trainer["max_steps"], 1)
     if trainer.get("gradient_clip_val") is not None:

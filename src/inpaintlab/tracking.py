@@ -148,7 +148,9 @@ def close_dead_runs(uri: str, experiment_id: str) -> list[str]:
         return closed
     for run in found:
         tags = run.data.tags
-        identity = {k: tags.get(PROCESS_TAG.format(k), "") for k in ("host", "boot", "pid", "pid_start")}
+        identity = {
+            k: tags.get(PROCESS_TAG.format(k), "") for k in ("host", "boot", "pid", "pid_start")
+        }
         if identity_alive(identity) is not False:
             continue
         try:
@@ -162,8 +164,12 @@ def close_dead_runs(uri: str, experiment_id: str) -> list[str]:
             log.warning("could not mark dead MLflow run %s KILLED: %s", run.info.run_id, err)
             continue
         closed.append(run.info.run_id)
-        log.info("MLflow run %s (%s) was RUNNING but its process %s is gone: marked KILLED",
-                 run.info.run_id, run.info.run_name, identity["pid"])
+        log.info(
+            "MLflow run %s (%s) was RUNNING but its process %s is gone: marked KILLED",
+            run.info.run_id,
+            run.info.run_name,
+            identity["pid"],
+        )
     return closed
 
 

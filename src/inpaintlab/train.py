@@ -54,7 +54,12 @@ from inpaintlab.visualize import masked_view, sample_grid
 log = logging.getLogger(__name__)
 
 # Lightning chatter that asks nothing of the user (tips, GPU/TPU availability, pytree deprecations).
-for name in ("lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+# Lightning's "Received SIGTERM" too: the interrupt ends with one line of ours.
+for name in (
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.trainer.connectors.signal_connector",
+):
     logging.getLogger(name).setLevel(logging.WARNING)
 warnings.filterwarnings(
     "ignore", message=".*(LeafSpec|log_every_n_steps|does not have many workers).*"
@@ -126,12 +131,8 @@ class SignalStop:
         self._previous = {}
 
     def _handle(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
         if self.signum is None:
-            self.signum = signum
-            what = "finishing the outputs" if self.finishing else "stopping after this batch"
-            # os.write: print() inside a signal handler can hit a reentrant write on stderr
-            os.write(2, f"\nreceived {name}: {what} (send it again to stop at once)\n".encode())
+            self.signum = signum  # the loop stops at the next batch boundary
             return
         raise StopRequested(signum)
 

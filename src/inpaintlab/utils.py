@@ -61,7 +61,11 @@ def one_line(err: BaseException) -> str:
         inner = inner.__cause__
     text = " ".join(str(inner).split()) or type(inner).__name__
     key = next(
-        (line.split(":", 1)[1].strip() for line in str(err).splitlines() if line.startswith("full_key:")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in str(err).splitlines()
+            if line.startswith("full_key:")
+        ),
         None,
     )
     return f"{key}: {text}" if key and key not in text else text
