@@ -353,6 +353,72 @@ def test_a_run_whose_process_died_is_marked_killed(tmp_path):
     assert tracking.close_dead_runs(uri, experiment_id) == [alive]
 
 
+# --- 2. publishing: a publisher killed half way ---------------------------------------------------
+
+
+PUBLISH_AND_DIE = """
+import os, signal, sys
+from pathlib import Path
+from inpaintlab import runs
+
+work, key, die_after = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+fingerprint = runs.Fingerprint({"seed": int(key[-1])}, {}, "data")
+run = runs.open_run(work, fingerprint, resume=True, max_epochs=1, say=print)
+runs.stage(run, {name: f"{name} of run {key}" for name in ("a.ckpt", "b.json", "c.csv")})
+copied = []
+original = runs._copy_into_place
+def copy_then_maybe_die(source, target):
+    original(source, target)
+    copied.append(target)
+    if len(copied) == die_after:
+        os.kill(os.getpid(), signal.SIGKILL)  # killed between two files of the publish
+runs._copy_into_place = copy_then_maybe_die
+targets = [runs.Target(work / "out" / n, n) for n in ("a.ckpt", "b.json", "c.csv")]
+runs.publish(work, run, targets)
+print(run.key)
+"""
+
+
+def test_a_publisher_killed_half_way_is_completed_from_its_staged_files(tmp_path):
+    """Run 1 publishes; run 2 is SIGKILLed after copying one of its three files; DVC (say) then
+    deletes the outputs. The next publisher (or training start) first completes run 2's publish
+    from its staged copies: the three files are all run 2's, never a mix."""
+    work = tmp_path / "logs"
+    out = work / "out"
+    first = subprocess.run(
+        [sys.executable, "-c", PUBLISH_AND_DIE, str(work), "run1", "0"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.read_text() for p in out.iterdir()) == [
+        f"{n} of run run1" for n in ("a.ckpt", "b.json", "c.csv")
+    ]
+    killed = subprocess.run(
+        [sys.executable, "-c", PUBLISH_AND_DIE, str(work), "run2", "1"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    contents = sorted(p.read_text().split()[-1] for p in out.iterdir())
+    assert contents == ["run1", "run1", "run2"]  # what a reader sees right after the kill
+    assert (work / "publish.json").exists()
+    (out / "a.ckpt").unlink()  # DVC removes a stage's outputs before it runs the stage again
+    from inpaintlab import runs
+
+    key = runs.recover(work)
+    state = runs.read_state(work / "runs" / key)
+    assert state["fingerprint"]["config"] == {"seed": 2} and state["status"] == "published"
+    assert {p.read_text().split()[-1] for p in out.iterdir() if p.is_file()} == {"run2"}
+    assert sorted(p.name for p in out.iterdir()) == ["a.ckpt", "b.json", "c.csv"]  # no temp left
+    assert not (work / "publish.json").exists()
+    assert json.loads((work / "published.json").read_text())["run"] == key
+
+
 # --- 2./3. interrupts and resume: one real training --------------------------------------------
 
 

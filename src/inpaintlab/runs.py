@@ -33,7 +33,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,6 @@ class Run:
     state: dict[str, Any]
     lock: FileLock
     resumed: bool = False  # continues an earlier process's run
-    notes: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -334,6 +333,7 @@ def _copy_into_place(source: Path, target: Path) -> None:
 
 def _apply(work_dir: Path, run_dir: Path, targets: Iterable[Target]) -> None:
     for target in targets:
+        remove_stale_temps(target.path)  # a killed publisher's half-copied temp files
         _copy_into_place(run_dir / "publish" / target.staged_name, target.path)
     for folder in {t.path.parent for t in targets}:
         _fsync_dir(folder)
@@ -388,8 +388,6 @@ def publish(work_dir: Path, run: Run, targets: list[Target]) -> dict[str, Any] |
     """Publish the run's staged outputs together; returns the previous publisher's record."""
     with FileLock(work_dir / PUBLISH_LOCK).acquire(wait=True):
         recover(work_dir, lock_held=True)
-        for target in targets:
-            remove_stale_temps(target.path)
         try:
             previous = json.loads((work_dir / PUBLISHED).read_text())
         except (OSError, ValueError):

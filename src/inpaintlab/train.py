@@ -443,7 +443,7 @@ def train(cfg: DictConfig) -> dict:
     module, datamodule, trainer, recorder = build(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = runs.Fingerprint(
-        runs.train_config(config), runs.code_digest(), runs.data_digest(cfg.data.prepared_dir)
+        runs.train_config(config), runs.code_digest(), runs.data_digest(datamodule.prepared_dir)
     )
     from mlflow.tracking import MlflowClient
 
@@ -535,7 +535,10 @@ def fit_and_publish(
     seconds = run.state.get("seconds", 0.0) + time.time() - started
     if recorder.best_path is None or not recorder.rows:
         failed(run, uri, mlflow_run_id, started, None)
-        raise UserError(f"training produced no finite val_psnr; the run is in {run.dir}")
+        raise UserError(
+            f"training produced no finite val_psnr; the run is in {run.dir} "
+            "(train.resume=false starts over instead of resuming it)"
+        )
     summary = summarise(recorder.rows)
     stage_outputs(run, recorder, summary, mlflow_run_id, config)
     run.update(status="trained", summary=summary, seconds=round(seconds, 1))
