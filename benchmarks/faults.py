@@ -290,14 +290,26 @@ def trial(
     set_params(project, env, args.epochs, seed=100 + number)
     window = args.train_seconds if command == "train" else args.repro_seconds
     result = Trial(number, command, rng.choice(SIGNALS), rng.uniform(1.0, window))
+    # Half the trials aim at training itself (the few seconds of it are a small part of a run's
+    # time): a random epoch, then a random moment within the next one.
+    at_epoch = rng.randrange(args.epochs) if rng.random() < 0.5 else None
+    within = rng.uniform(0.0, 1.0)
     before = set(run_states(project))
     logs = project / "logs" / "faults"
     logs.mkdir(parents=True, exist_ok=True)
 
     started = start(cmd, project, env, logs / f"{number:02d}-killed.log")
-    deadline = started.started + result.delay
-    while time.monotonic() < deadline and started.process.poll() is None:
-        time.sleep(0.02)
+    if at_epoch is None:
+        deadline = started.started + result.delay
+        while time.monotonic() < deadline and started.process.poll() is None:
+            time.sleep(0.02)
+    else:
+        try:
+            wait_for_epochs(project, at_epoch, started, timeout=600)
+            time.sleep(within * args.epoch_seconds)
+        except RuntimeError:  # finished (or failed) before that epoch: nothing to aim at
+            pass
+        result.delay = time.monotonic() - started.started
     result.phase = phase(new_run(project, before)[1])
     result.injected = signal_group(started, result.signum)
     if not result.injected:
@@ -372,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         train = time.monotonic() - t0
         args.train_seconds = args.train_seconds or train
         args.repro_seconds = args.repro_seconds or repro
+        trained = run_states(project)[max(run_states(project))]
+        args.epoch_seconds = trained.get("seconds", 1.0) / max(1, args.epochs)
         print(
             f"project {project}; one train {train:.0f}s, one dvc repro {repro:.0f}s (kill windows)"
         )

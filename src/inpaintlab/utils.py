@@ -10,8 +10,10 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -32,12 +34,20 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted("interrupted by SIGTERM; outputs of this stage were not replaced", signum)
+
+
 def user_errors_as_one_line(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a stage's entry so a UserError prints `error: ...` and exits 1 instead of a traceback,
-    and an interrupt prints one line and exits 128 + signal."""
+    and an interrupt (Ctrl-C, SIGTERM) prints one line and exits 128 + signal. Training installs
+    its own handlers on top (it stops at a batch boundary and keeps a checkpoint)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
             return fn(*args, **kwargs)
         except UserError as err:
@@ -49,6 +59,9 @@ def user_errors_as_one_line(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             print("error: interrupted; outputs of this stage were not replaced", file=sys.stderr)
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
