@@ -201,9 +201,9 @@ def write_test_set(
 
 def data_config(checkpoint: Path) -> dict:
     """The `data` config the checkpoint was trained with (conf/data/default.yaml if it has none)."""
-    import torch
+    from inpaintlab.checkpoints import load_checkpoint  # weights_only=True: nothing in it runs
 
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    raw = load_checkpoint(checkpoint)
     data = raw.get("inpaintlab", {}).get("config", {}).get("data")
     if data is None:
         print(f"note: {checkpoint} holds no config; using conf/data/default.yaml", file=sys.stderr)

@@ -44,10 +44,14 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float 
 
 @contextmanager
 def mlflow_server(
-    workdir: Path, backend_uri: str, *extra_args: str, command: str = "server"
+    workdir: Path,
+    backend_uri: str,
+    *extra_args: str,
+    command: str = "server",
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """`mlflow <command> --backend-store-uri <backend_uri> ... <extra_args>`; yields its base URL.
-    Its output goes to <workdir>/mlflow-<port>.log."""
+    Its output goes to <workdir>/mlflow-<port>.log; `env` adds variables (e.g. the auth app's)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"mlflow-{port}.log"
@@ -68,7 +72,7 @@ def mlflow_server(
         process = subprocess.Popen(
             cmd,
             cwd=workdir,
-            env=clean_env(),
+            env=clean_env(**(env or {})),
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -155,7 +155,7 @@ def test_export_registers_the_onnx_model_under_the_training_run(pipeline):
 
     project = pipeline["project"]
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    checkpoint = torch.load(project / "models/model.ckpt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(project / "models/model.ckpt", map_location="cpu", weights_only=True)
     run_id = checkpoint["inpaintlab"]["mlflow_run_id"]
     [version] = MlflowClient(tracking_uri=uri).search_model_versions("name='inpaintlab'")
     assert version.run_id == run_id

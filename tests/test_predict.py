@@ -559,6 +559,46 @@ def test_folder_mode_with_mask_dir(tmp_path: Path, models: dict, capsys) -> None
     assert (outs / "a.png").read_bytes() == before
 
 
+def test_folder_mode_skips_symlinks_out_of_the_input_and_never_writes_through_one(
+    tmp_path: Path, models: dict, capsys
+) -> None:
+    """A symlinked input pointing outside --input-dir is skipped with a note (never read); one
+    pointing inside is fine. A symlinked subfolder of --output-dir (pointing anywhere) is never
+    written through, nor is a symlinked output file replaced through its link."""
+    images, outs, secret, elsewhere = (tmp_path / n for n in ("in", "out", "secret", "elsewhere"))
+    save_image(images / "a.png", photo(32, 40, seed=1))
+    save_image(images / "sub" / "c.png", photo(32, 40, seed=3))
+    save_image(secret / "private.png", photo(32, 40, seed=2))
+    (images / "leak.png").symlink_to(secret / "private.png")
+    (images / "alias.png").symlink_to(images / "a.png")
+    elsewhere.mkdir()
+    outs.mkdir()
+    (outs / "sub").symlink_to(elsewhere, target_is_directory=True)
+    (outs / "alias.png").symlink_to(elsewhere / "victim.png")
+    code, out, err = run_cli(
+        capsys,
+        "--model",
+        models["onnx"],
+        "--input-dir",
+        images,
+        "--box",
+        "4,4,8,8",
+        "--output-dir",
+        outs,
+        "--quiet",
+        "--overwrite",
+    )
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert any("leak.png" in n and "outside" in n and str(secret) in n for n in notes), err
+    skips = [line for line in err.splitlines() if line.startswith("skipped: ")]
+    assert any("sub/c.png" in s and "symlink" in s for s in skips), err
+    assert any("alias.png" in s and "symlink" in s for s in skips), err
+    assert list(elsewhere.iterdir()) == []  # nothing written through the links
+    assert not (outs / "leak.png").exists()
+    assert sorted(p.name for p in outs.iterdir() if not p.is_symlink()) == ["a.png"]
+    assert code == 1  # the refused outputs count as skipped; the symlinked input only as a note
+
+
 def test_folder_mode_extend_with_progress_and_masks_beside_images(
     tmp_path: Path, models: dict, capsys
 ) -> None:

@@ -6,8 +6,12 @@ See docs/ci-and-teams.md."""
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sys
+import urllib.error
+import urllib.request
+from base64 import b64encode
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +119,83 @@ def test_dvc_remote_push_and_pull_restore_data_and_outputs(team, tmp_path):
         assert (project / name).read_bytes() == data, name
     status = run([str(BIN / "dvc"), "status"], project, env)
     assert "up to date" in status, status  # nothing to recompute after a pull
+
+
+# --- authentication: the team server with MLflow's basic-auth app --------------------------------
+
+ADMIN = ("admin", "Admin-" + secrets.token_hex(8))
+ALICE = ("alice", "Alice-" + secrets.token_hex(8))
+
+
+def status_of(url: str, credentials: tuple[str, str] | None = None) -> int:
+    request = urllib.request.Request(url)
+    if credentials:
+        token = b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_basic_auth_server_refuses_anonymous_requests_and_serves_an_authenticated_pipeline(
+    tmp_path, monkeypatch
+):
+    """`mlflow server --app-name basic-auth` as docs/ci-and-teams.md sets it up: an anonymous
+    request and a wrong password get 401; the admin creates a user, and the ci pipeline run as
+    that user (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD) trains, evaluates and
+    registers its model on the server."""
+    server = tmp_path / "server"
+    server.mkdir()
+    config = server / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = sqlite:///{server / 'auth.db'}\n"
+        f"admin_username = {ADMIN[0]}\n"
+        f"admin_password = {ADMIN[1]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    auth_env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+    }
+    with mlflow_server(
+        server,
+        f"sqlite:///{server / 'srv.db'}",
+        "--app-name",
+        "basic-auth",
+        "--artifacts-destination",
+        str(server / "art"),
+        env=auth_env,
+    ) as url:
+        search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+        assert status_of(search) == 401
+        assert status_of(search, (ALICE[0], "wrong")) == 401
+        assert status_of(search, ADMIN) == 200
+
+        from mlflow.server import get_app_client
+
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+        get_app_client("basic-auth", tracking_uri=url).create_user(*ALICE)
+        assert status_of(search, ALICE) == 200
+
+        env = clean_env(
+            MLFLOW_TRACKING_URI=url,
+            MLFLOW_TRACKING_USERNAME=ALICE[0],
+            MLFLOW_TRACKING_PASSWORD=ALICE[1],
+        )
+        project = ci_project(tmp_path / "project", env)
+        run([sys.executable, "-m", "inpaintlab.params", "experiment=ci"], project, env)
+        output = run([str(BIN / "dvc"), "repro"], project, env)
+        assert "registered MLflow model 'inpaintlab' version 1" in output
+
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ALICE[0])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ALICE[1])
+        client = MlflowClient(tracking_uri=url)
+        found = training_run(client)
+        assert found.info.status == "FINISHED" and "test_box_psnr_masked" in found.data.metrics
+        [version] = client.search_model_versions("name='inpaintlab'")
+        assert version.run_id == found.info.run_id

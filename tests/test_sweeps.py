@@ -66,7 +66,7 @@ def check_sweep(uri: str, seeds: list[int]) -> tuple[object, list]:
         assert f"seed={seed}" in child.data.tags["overrides"]
         job_dir = sweep_dir / child.data.tags["sweep_job"]
         checkpoint = torch.load(
-            job_dir / "models/model.ckpt", map_location="cpu", weights_only=False
+            job_dir / "models/model.ckpt", map_location="cpu", weights_only=True
         )
         assert checkpoint["inpaintlab"]["mlflow_run_id"] == child.info.run_id
         summary = json.loads((job_dir / "metrics/train.json").read_text())

@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inpaintlab import metrics
 from inpaintlab.models.unet import composite
-from inpaintlab.utils import UserError
+from inpaintlab.utils import UserError, one_line
 
 
 def _plain(config: Any) -> dict:
@@ -265,10 +265,67 @@ class InpaintModule(L.LightningModule):
         return [optimizer, adamw(self.discriminator.parameters(), d_lr)], [schedule]
 
 
+def _safe_target(target: object) -> bool:
+    """`inpaintlab.models.<module>.<Class>` naming an nn.Module defined in that module (not,
+    say, `inpaintlab.models.unet.os.system` reached through an import)."""
+    if not isinstance(target, str):
+        return False
+    parts = target.split(".")
+    if len(parts) != 4 or parts[:2] != ["inpaintlab", "models"]:
+        return False
+    import importlib
+
+    try:
+        found = getattr(importlib.import_module(".".join(parts[:3])), parts[3])
+    except (ImportError, AttributeError):
+        return False
+    return (
+        isinstance(found, type)
+        and issubclass(found, torch.nn.Module)
+        and found.__module__ == ".".join(parts[:3])
+    )
+
+
+def check_targets(config: Any, source: str, where: str = "hyper_parameters") -> None:
+    """Refuse a checkpoint whose hyperparameters name a `_target_` other than a model class of
+    inpaintlab.models: the module instantiates them, so `_target_: os.system` would run a
+    command even though weights_only=True let the (plain) dict through."""
+    if isinstance(config, dict):
+        if "_target_" in config and not _safe_target(config["_target_"]):
+            raise UserError(
+                f"refusing {source}: {where}._target_ is {str(config['_target_'])[:80]!r}; a "
+                "checkpoint may only name model classes of inpaintlab.models"
+            )
+        for key, value in config.items():
+            check_targets(value, source, f"{where}.{key}")
+    elif isinstance(config, list | tuple):
+        for i, value in enumerate(config):
+            check_targets(value, source, f"{where}[{i}]")
+
+
 def load_generator(checkpoint: str) -> tuple[torch.nn.Module, dict]:
     """The generator (eval mode, CPU; the averaged weights if training kept them) and the
-    checkpoint's extra info (MLflow run, config)."""
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    module = InpaintModule(**raw["hyper_parameters"])
-    module.load_state_dict(raw["state_dict"])
+    checkpoint's extra info (MLflow run, config). The file is loaded with weights_only=True
+    (checkpoints.load_checkpoint): a crafted one is refused with one line and runs nothing."""
+    from inpaintlab.checkpoints import load_checkpoint
+
+    raw = load_checkpoint(checkpoint)
+    hyper_parameters = raw.get("hyper_parameters")
+    if not isinstance(hyper_parameters, dict) or "state_dict" not in raw:
+        raise UserError(
+            f"{checkpoint} is not an inpaintlab checkpoint (no hyper_parameters/state_dict)"
+        )
+    check_targets(hyper_parameters, str(checkpoint))
+    try:
+        module = InpaintModule(**hyper_parameters)
+    except UserError:
+        raise
+    except Exception as err:
+        raise UserError(f"{checkpoint}: cannot build its model: {one_line(err)[:200]}") from None
+    try:
+        module.load_state_dict(raw["state_dict"])
+    except RuntimeError as err:
+        raise UserError(
+            f"{checkpoint} does not fit its own model config: {str(err).splitlines()[0]}"
+        ) from None
     return module.inference_generator.eval(), raw.get("inpaintlab", {})

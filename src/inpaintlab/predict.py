@@ -294,6 +294,22 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
+def _escapes(path: Path, folder: Path) -> Path | None:
+    """Where path really is, when a symlink takes it outside folder; None when it stays in."""
+    return None if _inside(path, folder) else path.resolve()
+
+
+def _symlink_on_the_way(out: Path, output_dir: Path) -> Path | None:
+    """The first symlink among out's folders below output_dir, or out itself: writing there
+    would write through the link (output_dir itself is the user's choice and may be one)."""
+    current = output_dir
+    for part in out.relative_to(output_dir).parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
 def _mask_finder(mask_dir: Path, same_dir: bool) -> Callable[[Path], Path | None]:
     """Masks matched by relative stem: a.jpg -> a.* or a_mask.* (only a_mask.* when masks live
     beside the images), then by bare name anywhere in mask_dir when that is unambiguous."""
@@ -319,8 +335,9 @@ def _mask_finder(mask_dir: Path, same_dir: bool) -> Callable[[Path], Path | None
     return find
 
 
-def _folder_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
-    """Jobs for --input-dir, and the skip reasons known before running (missing masks, ...)."""
+def _folder_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str], list[str]]:
+    """Jobs for --input-dir, the skip reasons known before running (missing masks, ...), and
+    notes: inputs skipped because a symlink leads out of the input (or mask) folder."""
     input_dir: Path = args.input_dir
     output_dir: Path = args.output_dir
     if not input_dir.is_dir():
@@ -338,10 +355,18 @@ def _folder_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
         images = [p for p in images if not p.stem.endswith("_mask")]
     if not images:
         raise PredictError(f"no image files in {input_dir}")
-    jobs, skipped, claimed = [], [], {}
+    jobs, skipped, notes, claimed = [], [], [], {}
     for path in images:
         relative = path.relative_to(input_dir)
+        target = _escapes(path, input_dir)
+        if target is not None:
+            notes.append(f"skipped {path}: a symlink to {target}, outside {input_dir}")
+            continue
         out = output_dir / output_name(relative)
+        link = _symlink_on_the_way(out, output_dir)
+        if link is not None:
+            skipped.append(f"{path}: its output {out} would be written through the symlink {link}")
+            continue
         if out in claimed:
             skipped.append(f"{path}: its output {out} is already written for {claimed[out]}")
             continue
@@ -357,14 +382,22 @@ def _folder_jobs(args: argparse.Namespace) -> tuple[list[Job], list[str]]:
                     f"{path}: no mask {relative.stem}.* or {relative.stem}_mask.* in {args.mask_dir}"
                 )
                 continue
+            target = _escapes(job.mask, args.mask_dir)
+            if target is not None:
+                notes.append(
+                    f"skipped {path}: its mask {job.mask} is a symlink to {target}, outside {args.mask_dir}"
+                )
+                continue
         jobs.append(job)
-    return jobs, skipped
+    return jobs, skipped, notes
 
 
 def _run_folder(args: argparse.Namespace, model_path: Path) -> int:
-    jobs, skipped = _folder_jobs(args)
+    jobs, skipped, link_notes = _folder_jobs(args)
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)
+    for note in link_notes:
+        print(f"note: {note}", file=sys.stderr)
     written = 0
     model = load_model(model_path) if jobs else None
     from tqdm import tqdm
@@ -374,6 +407,13 @@ def _run_folder(args: argparse.Namespace, model_path: Path) -> int:
         jobs, desc="predict", unit="img", file=sys.stderr, disable=args.quiet or not jobs
     ) as bar:
         for job in bar:
+            link = _symlink_on_the_way(job.out, args.output_dir)  # again: it may have appeared
+            if link is not None:
+                skipped.append(
+                    f"{job.image}: its output would be written through the symlink {link}"
+                )
+                bar.write(f"skipped: {skipped[-1]}", file=sys.stderr)
+                continue
             try:
                 _, job_notes = process(job, model, args.threshold, args.max_side)
             except (PredictError, ModelError) as err:  # one bad file must not stop the batch

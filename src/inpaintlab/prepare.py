@@ -37,7 +37,10 @@ from tqdm import tqdm
 
 from inpaintlab.data.io import ImageLoadError, list_images, load_rgb
 from inpaintlab.data.masks import EVAL_FAMILIES, make_masks
+from inpaintlab.settings import check_data
 from inpaintlab.utils import (
+    Busy,
+    FileLock,
     UserError,
     atomic_write_json,
     fresh_temp_dir,
@@ -177,7 +180,23 @@ def validate(cfg: DictConfig) -> None:
 
 
 def prepare(cfg: DictConfig) -> dict:
-    """Build data/prepared from data/raw; returns the manifest."""
+    """Build data/prepared from data/raw; returns the manifest. One prepare at a time per
+    prepared folder (a lock beside it; a second one stops with a one-line error), each in its
+    own temp folder (utils.fresh_temp_dir). Values of the wrong type are one-line errors."""
+    check_data(cfg)
+    out_dir = Path(cfg.prepared_dir)
+    try:
+        lock = FileLock(out_dir.with_name(f".{out_dir.name}.lock")).acquire()
+    except Busy as err:
+        raise UserError(
+            f"another prepare is writing {out_dir} ({err.holder or 'pid unknown'}); "
+            "wait for it to finish, then run again"
+        ) from None
+    with lock:
+        return _prepare(cfg)
+
+
+def _prepare(cfg: DictConfig) -> dict:
     validate(cfg)
     raw_dir, out_dir = Path(cfg.raw_dir), Path(cfg.prepared_dir)
     if not raw_dir.is_dir():

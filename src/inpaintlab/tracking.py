@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from inpaintlab.utils import available_cpus
+from inpaintlab.utils import available_cpus, identity_alive, process_identity
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ ENV_PARENT_RUN = "INPAINTLAB_SWEEP_PARENT_RUN_ID"
 ENV_SWEEP_ID = "INPAINTLAB_SWEEP_ID"
 DVC_TEMP_WORKSPACE = (".dvc", "tmp", "exps")
 MAX_NAME = 250  # MLflow's run-name limit
+PROCESS_TAG = "inpaintlab.{}"  # inpaintlab.host, .boot, .pid, .pid_start: who runs the run
 
 
 def project_root(cwd: str | Path = ".") -> Path:
@@ -114,6 +115,91 @@ def data_version(root: str | Path = ".") -> str:
         if line.strip().startswith("- md5:") or line.strip().startswith("md5:"):
             return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+# --- which process runs a run; closing runs whose process died -----------------------------------
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming this process (host, boot, pid and its start time): a later run can tell
+    whether the process that holds a RUNNING run is still alive (close_dead_runs)."""
+    return {PROCESS_TAG.format(k): v for k, v in process_identity().items()}
+
+
+def close_dead_runs(uri: str, experiment_id: str) -> list[str]:
+    """Mark KILLED every RUNNING run of the experiment whose process (by its process tags, on
+    this host) is gone: killed with SIGKILL, out of memory, a machine that rebooted. Runs of
+    other hosts and runs without the tags are left alone. Returns the ids it closed."""
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    host = socket.gethostname().replace("'", "")
+    closed: list[str] = []
+    try:
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`inpaintlab.host` = '{host}'",
+            max_results=1000,
+        )
+    except Exception as err:  # a store that cannot answer: not worth failing the training for
+        log.warning("could not look for dead MLflow runs in %s: %s", uri, err)
+        return closed
+    for run in found:
+        tags = run.data.tags
+        identity = {
+            k: tags.get(PROCESS_TAG.format(k), "") for k in ("host", "boot", "pid", "pid_start")
+        }
+        if identity_alive(identity) is not False:
+            continue
+        try:
+            client.set_tag(
+                run.info.run_id,
+                "inpaintlab.closed",
+                f"KILLED by pid {os.getpid()}: its process {identity['pid']} on {identity['host']} was gone",
+            )
+            client.set_terminated(run.info.run_id, status="KILLED")
+        except Exception as err:
+            log.warning("could not mark dead MLflow run %s KILLED: %s", run.info.run_id, err)
+            continue
+        closed.append(run.info.run_id)
+        log.info(
+            "MLflow run %s (%s) was RUNNING but its process %s is gone: marked KILLED",
+            run.info.run_id,
+            run.info.run_name,
+            identity["pid"],
+        )
+    return closed
+
+
+def terminate(uri: str, run_id: str, status: str) -> None:
+    """End a run (FINISHED, FAILED, KILLED); a failure here only warns."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).set_terminated(run_id, status=status)
+    except Exception as err:
+        log.warning("could not mark MLflow run %s %s: %s", run_id, status, err)
+
+
+def reopen_run(uri: str, run_id: str, tags: Mapping[str, str]) -> bool:
+    """Continue an earlier run (resume): this process's tags, then status RUNNING. False when
+    the run is not in this store (deleted, another tracking URI)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return False
+    if run.info.lifecycle_stage == "deleted":
+        return False
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    client.update_run(run_id, status="RUNNING")
+    return True
 
 
 # --- Hydra job context ---------------------------------------------------------------------------
@@ -354,7 +440,7 @@ class SweepCallback(Callback):
             "git_commit": git_commit(),
             "data_version": data_version(),
             "model": str(config.model.name),
-        }
+        } | process_tags()
         client = MlflowClient(tracking_uri=uri)
         run = client.create_run(
             experiment_id, run_name=f"sweep {' '.join(overrides)}"[:MAX_NAME], tags=tags

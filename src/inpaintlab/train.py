@@ -4,34 +4,49 @@ Every run is an MLflow run: the resolved config as params, per-epoch metrics wit
 and a grid of the same validation images each epoch (masked input | output | ground truth).
 In a Hydra multirun (`-m`) each job writes the same files under its own job dir instead, and its
 run is a child of the sweep's parent run (tracking.SweepCallback).
+
+Interrupt and resume (runs.py): every training has its own folder under logs/train/runs/ with a
+last.ckpt written at each epoch end. SIGINT/SIGTERM stop at the next batch, mark the MLflow run
+KILLED and exit 130/143 with one line naming that checkpoint; re-running the same command (or
+`dvc repro`) continues it, in the same MLflow run. The three outputs are published together, at
+the end, from one completed run.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import math
 import os
-import shutil
+import random
+import signal
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintlab import tracking
+from inpaintlab import runs, settings, tracking
+from inpaintlab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from inpaintlab.module import InpaintModule
 from inpaintlab.utils import (
+    Interrupted,
     UserError,
-    atomic_write_json,
     atomic_write_text,
+    one_line,
     user_errors_as_one_line,
 )
 from inpaintlab.visualize import masked_view, sample_grid
@@ -39,7 +54,12 @@ from inpaintlab.visualize import masked_view, sample_grid
 log = logging.getLogger(__name__)
 
 # Lightning chatter that asks nothing of the user (tips, GPU/TPU availability, pytree deprecations).
-for name in ("lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+# Lightning's "Received SIGTERM" too: the interrupt ends with one line of ours.
+for name in (
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.trainer.connectors.signal_connector",
+):
     logging.getLogger(name).setLevel(logging.WARNING)
 warnings.filterwarnings(
     "ignore", message=".*(LeafSpec|log_every_n_steps|does not have many workers).*"
@@ -69,58 +89,292 @@ class Outputs:
         base = info.output_dir
         return cls(base / CHECKPOINT, base / TRAIN_METRICS, base / HISTORY, base / WORK_DIR)
 
+    def targets(self) -> list[runs.Target]:
+        """The published files and the names of their staged copies in a run folder."""
+        return [
+            runs.Target(self.checkpoint, CHECKPOINT.name),
+            runs.Target(self.metrics, TRAIN_METRICS.name),
+            runs.Target(self.history, HISTORY.name),
+        ]
 
-class EpochHistory(Callback):
-    """Once per epoch (after validation): MLflow metrics at step = epoch, the sample grid,
-    and the rewritten history CSV, so a killed run still leaves its curves behind."""
 
-    def __init__(self, logger: MLFlowLogger, history_path: Path) -> None:
-        self.logger, self.history_path = logger, history_path
+# --- signals -------------------------------------------------------------------------------------
+
+
+class StopRequested(BaseException):
+    """Raised at a batch boundary after SIGINT/SIGTERM (at once on a second signal)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class SignalStop:
+    """SIGINT and SIGTERM during training: stop at the next batch boundary (a second signal
+    stops at once). Lightning's own SIGTERM handler wraps this one and also stops at a batch
+    boundary (SIGTERMException); both end in the same interrupted path."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.finishing = False  # training is done: the outputs are being written
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> SignalStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum  # the loop stops at the next batch boundary
+            return
+        raise StopRequested(signum)
+
+    def check(self) -> None:
+        if self.signum is not None and not self.finishing:
+            raise StopRequested(self.signum)
+
+
+# --- the run's record: checkpoints, history, MLflow metrics ------------------------------------
+
+
+def _loader_generators(loader: object) -> dict[str, torch.Generator]:
+    """A train loader's shuffle generators (the DataLoader's and its RandomSampler's)."""
+    found = {
+        "loader": getattr(loader, "generator", None),
+        "sampler": getattr(getattr(loader, "sampler", None), "generator", None),
+    }
+    return {k: g for k, g in found.items() if isinstance(g, torch.Generator)}
+
+
+def rng_state(trainer: L.Trainer) -> dict[str, Any]:
+    """The random states the rest of the training draws from, as tensors and plain values
+    (so weights_only=True loads them): torch, numpy, python and the train loader's shuffle."""
+    kind, keys, *rest = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), *rest],
+        "python": random.getstate(),
+    }
+    try:
+        loader = trainer.train_dataloader
+    except Exception:
+        loader = None
+    for name, generator in _loader_generators(loader).items():
+        state[name] = generator.get_state()
+    return state
+
+
+def restore_global_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def restore_loader_rng(datamodule: L.LightningDataModule, state: dict[str, Any]) -> None:
+    """Give the next train loader the saved shuffle state. Lightning creates the loader, and
+    its first iterator (which draws the epoch's order), before any epoch hook runs, so the
+    state is set as the datamodule hands the loader out."""
+    make_loader = type(datamodule).train_dataloader
+
+    def train_dataloader() -> Any:
+        loader = make_loader(datamodule)
+        for name, generator in _loader_generators(loader).items():
+            if name in state:
+                generator.set_state(state[name])
+        del datamodule.train_dataloader  # once: later loaders are the datamodule's own
+        return loader
+
+    datamodule.train_dataloader = train_dataloader
+
+
+class RunRecorder(Callback):
+    """The run's record, once per epoch after validation, in this order: the history row; the
+    best weights when val_psnr improved (checkpoints/best-eNNNN.ckpt); checkpoints/last.ckpt
+    (weights, optimizer, schedule, loop and random states, and this callback's rows); then the
+    MLflow metrics (step = epoch), the sample grid and the run folder's history CSV.
+
+    A process killed at any point leaves a last.ckpt whose rows and best file agree. Resuming
+    restores the random states (the resumed epochs draw what they would have drawn) and logs the
+    epochs MLflow missed. A stop asked for by a signal takes effect at the next batch."""
+
+    def __init__(self) -> None:
+        self.run: runs.Run
+        self.client: Any = None
+        self.mlflow_run_id = ""
+        self.stop = SignalStop()
         self.rows: list[dict[str, float]] = []
+        self.best: dict[str, Any] | None = None  # {"epoch", "val_psnr", "file"}
+        self.trainer: L.Trainer | None = None
+
+    def bind(self, run: runs.Run, client: Any, mlflow_run_id: str, stop: SignalStop) -> None:
+        """Attach the run (known only after the settings were checked and the trainer built)."""
+        self.run, self.client, self.mlflow_run_id, self.stop = run, client, mlflow_run_id, stop
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "best": self.best, "rng": rng_state(self.trainer)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resuming: the rows and best file so far, and the random states, so the resumed epochs
+        draw what the uninterrupted run would have drawn. Lightning restores callbacks after
+        `setup` and before the train loader exists (configure_optimizers creates it)."""
+        self.rows = list(state_dict.get("rows", []))
+        self.best = state_dict.get("best")
+        rng = state_dict.get("rng")
+        if rng is not None:
+            restore_global_rng(rng)
+            if self.trainer is not None and self.trainer.datamodule is not None:
+                restore_loader_rng(self.trainer.datamodule, rng)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.trainer = trainer
+
+    @property
+    def best_path(self) -> Path | None:
+        return self.run.checkpoints / self.best["file"] if self.best else None
+
+    def _prune(self) -> None:
+        """Remove best files other than the one the state names (a killed epoch's)."""
+        keep = self.best["file"] if self.best else None
+        for path in self.run.checkpoints.glob("best-e*.ckpt"):
+            if path.name != keep:
+                path.unlink(missing_ok=True)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.run.checkpoints.mkdir(parents=True, exist_ok=True)
+        self._prune()
+        if self.rows:  # resumed: log the epochs a killed process trained but did not log
+            history = self.client.get_metric_history(self.mlflow_run_id, "val_psnr")
+            logged = {m.step for m in history}
+            for row in self.rows:
+                if row["epoch"] not in logged:
+                    self._log_metrics(row)
+        elif not self.run.last.exists():  # so a checkpoint exists from the start
+            trainer.save_checkpoint(self.run.last, weights_only=False)  # (False: the full state)
+        self.stop.check()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.datamodule.set_epoch(trainer.current_epoch)
 
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.stop.check()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.stop.check()
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: InpaintModule) -> None:
         epoch = trainer.current_epoch
-        found = trainer.callback_metrics
         row = {"epoch": epoch} | {
-            k: round(float(found[k]), 6) for k in HISTORY_COLUMNS[1:] if k in found
+            k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())
         }
         self.rows.append(row)
-        client, run_id = self.logger.experiment, self.logger.run_id
-        # MLflow gets every epoch metric (e.g. train_d_loss with loss=adversarial), the CSV its columns
-        for key, value in sorted(found.items()):
-            value = round(float(value), 6)
-            if math.isfinite(value):
-                client.log_metric(run_id, key, value, step=epoch)
+        score = row.get("val_psnr")
+        if (
+            score is not None
+            and math.isfinite(score)
+            and (self.best is None or score > self.best["val_psnr"])
+        ):
+            name = f"best-e{epoch:04d}.ckpt"
+            trainer.save_checkpoint(self.run.checkpoints / name, weights_only=True)
+            self.best = {"epoch": epoch, "val_psnr": score, "file": name}
+        trainer.save_checkpoint(self.run.last, weights_only=False)
+        self.run.update(epochs_done=epoch + 1)
+        self._log_metrics(row)
         if pl_module.samples:
             s = pl_module.samples
             grid = sample_grid(
                 [masked_view(s["image"], s["mask"]), s["output"], s["image"]],
                 labels=["input, hole in white", "model", "ground truth"],
             )
-            client.log_image(run_id, grid, key="val_samples", step=epoch)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.history_path, buffer.getvalue())
+            self.client.log_image(self.mlflow_run_id, grid, key="val_samples", step=epoch)
+        atomic_write_text(self.run.history, history_csv(self.rows))
+        self._prune()
+        self.stop.check()
+
+    def _log_metrics(self, row: dict[str, float]) -> None:
+        """Every epoch metric to MLflow (e.g. train_d_loss with loss=adversarial), step = epoch."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, value, now, int(row["epoch"]))
+            for key, value in row.items()
+            if key != "epoch" and math.isfinite(value)
+        ]
+        self.client.log_batch(self.mlflow_run_id, metrics=metrics)
 
 
-def make_logger(cfg: DictConfig, info: tracking.JobInfo) -> MLFlowLogger:
-    """The run, named and tagged by what changed (tracking.run_name / run_tags); a sweep job
-    becomes a child of the sweep's parent run."""
-    uri = tracking.tracking_uri(cfg.logger.tracking_uri)
-    experiment_id = tracking.ensure_experiment(cfg.logger.experiment_name, uri)
-    parent = tracking.sweep_parent(info)
-    tags = tracking.run_tags(cfg, info, parent, experiment_id)
-    return MLFlowLogger(
-        experiment_name=cfg.logger.experiment_name,
-        run_name=tracking.run_name(cfg, info, parent),
-        tracking_uri=uri,
-        tags=tags,
+def history_csv(rows: list[dict[str, float]]) -> str:
+    """plots/train_history.csv: one row per epoch, HISTORY_COLUMNS."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n", extrasaction="ignore"
     )
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """metrics/train.json."""
+    columns = [{k: r[k] for k in HISTORY_COLUMNS if k in r} for r in rows]
+    best_row = max(columns, key=lambda r: r.get("val_psnr", -math.inf))
+    return {
+        "epochs": len(columns),
+        "best_epoch": best_row["epoch"],
+        "best_val_psnr": best_row.get("val_psnr"),
+        "final": columns[-1],
+    }
+
+
+# --- MLflow, trainer, model ----------------------------------------------------------------------
+
+
+def start_mlflow(
+    cfg: DictConfig,
+    info: tracking.JobInfo,
+    uri: str,
+    experiment_id: str,
+    run: runs.Run,
+    config: dict,
+    say: Callable[[str], None],
+) -> str:
+    """The MLflow run of this training, by id: a resumed run continues its own (this process's
+    tags, status RUNNING again); else a new one, named and tagged by what changed
+    (tracking.run_name / run_tags), a sweep job's a child of the sweep's parent run."""
+    from lightning.pytorch.loggers import MLFlowLogger
+    from mlflow.tracking import MlflowClient
+    from mlflow.tracking.context.registry import resolve_tags
+
+    process = tracking.process_tags() | {"inpaintlab.run_dir": str(run.dir.resolve())}
+    previous = run.state.get("mlflow") or {}
+    if run.resumed and previous.get("run_id"):
+        resumed = process | {"inpaintlab.resumed_at_epoch": str(run.state.get("epochs_done", 0))}
+        if previous.get("tracking_uri") == uri and tracking.reopen_run(
+            uri, previous["run_id"], resumed
+        ):
+            return previous["run_id"]
+        process["inpaintlab.resumed_from_run"] = previous["run_id"]
+        say(
+            f"MLflow run {previous['run_id']} is not in {uri}; continuing in a new run "
+            "(its tag inpaintlab.resumed_from_run links to the old one)"
+        )
+    parent = tracking.sweep_parent(info)
+    tags = tracking.run_tags(cfg, info, parent, experiment_id) | process
+    tags["mlflow.runName"] = tracking.run_name(cfg, info, parent)
+    created = MlflowClient(tracking_uri=uri).create_run(experiment_id, tags=resolve_tags(tags))
+    run_id = created.info.run_id
+    run.update(mlflow={"run_id": run_id, "tracking_uri": uri, "experiment_id": experiment_id})
+    MLFlowLogger(tracking_uri=uri, run_id=run_id).log_hyperparams(config)
+    return run_id
 
 
 def make_trainer(trainer_cfg: DictConfig, module: InpaintModule, **kwargs: object) -> L.Trainer:
@@ -135,9 +389,51 @@ def make_trainer(trainer_cfg: DictConfig, module: InpaintModule, **kwargs: objec
     return hydra.utils.instantiate(trainer_cfg, **kwargs)
 
 
+def build(
+    cfg: DictConfig,
+) -> tuple[InpaintModule, L.LightningDataModule, L.Trainer, RunRecorder]:
+    """The module, the datamodule (set up: data/prepared read and checked), the trainer and
+    its recorder. Nothing here writes: a bad value fails as one line before anything is created
+    or deleted."""
+    try:
+        mask_generator = hydra.utils.instantiate(cfg.mask)
+        # _partial_: passing the generator through instantiate would turn its dataclass into a dict
+        datamodule = hydra.utils.instantiate(cfg.datamodule, _partial_=True)(
+            mask_generator=mask_generator, seed=cfg.seed
+        )
+        datamodule.setup("fit")
+        module = InpaintModule(
+            model=cfg.model, loss=cfg.loss, optim=cfg.optim, num_samples=cfg.logger.num_samples
+        )
+        recorder = RunRecorder()
+        trainer = make_trainer(
+            cfg.trainer,
+            module,
+            logger=False,  # MLflow: RunRecorder logs each epoch with step = epoch
+            callbacks=[recorder],
+            enable_checkpointing=False,  # RunRecorder writes the checkpoints
+            plugins=[AtomicCheckpointIO()],
+        )
+    except UserError:
+        raise
+    except Exception as err:
+        raise UserError(f"invalid setting: {one_line(err)}") from None
+    return module, datamodule, trainer, recorder
+
+
+def say(message: str) -> None:
+    """A line for the user on stdout: what happens to the run (resumed, fresh and why,
+    published)."""
+    print(message, flush=True)
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
 def train(cfg: DictConfig) -> dict:
-    if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1:
-        raise UserError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
+    """One training; resumes an interrupted one with the same settings (runs.py). SIGINT and
+    SIGTERM end it with utils.Interrupted (exit 130/143) after marking the MLflow run KILLED."""
+    settings.check_train(cfg)
     info = tracking.job_info()
     out = Outputs.for_job(info)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -147,68 +443,122 @@ def train(cfg: DictConfig) -> dict:
         torch.get_num_threads(),
         os.environ.get("OMP_NUM_THREADS"),
     )
+    module, datamodule, trainer, recorder = build(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    fingerprint = runs.Fingerprint(
+        runs.train_config(config), runs.code_digest(), runs.data_digest(datamodule.prepared_dir)
+    )
+    from mlflow.tracking import MlflowClient
 
-    mask_generator = hydra.utils.instantiate(cfg.mask)
-    # _partial_: passing the generator through instantiate would turn its dataclass into a dict
-    datamodule = hydra.utils.instantiate(cfg.datamodule, _partial_=True)(
-        mask_generator=mask_generator, seed=cfg.seed
-    )
-    module = InpaintModule(
-        model=cfg.model, loss=cfg.loss, optim=cfg.optim, num_samples=cfg.logger.num_samples
-    )
+    stop = SignalStop().install()
+    try:
+        resume = bool(OmegaConf.select(cfg, "train.resume", default=True))
+        uri = tracking.tracking_uri(cfg.logger.tracking_uri)
+        experiment_id = tracking.ensure_experiment(cfg.logger.experiment_name, uri)
+        tracking.close_dead_runs(uri, experiment_id)
 
-    logger = make_logger(cfg, info)
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    shutil.rmtree(out.work_dir / "checkpoints", ignore_errors=True)
-    best = ModelCheckpoint(
-        dirpath=out.work_dir / "checkpoints",
-        filename="best",
-        monitor="val_psnr",
-        mode="max",
-        save_last=True,
-    )
-    history = EpochHistory(logger, out.history)
-    trainer = make_trainer(
-        cfg.trainer,
-        module,
-        logger=logger,
-        callbacks=[best, history],
-        default_root_dir=str(out.work_dir),
-    )
-    started = time.time()
-    trainer.fit(module, datamodule=datamodule)
-    seconds = time.time() - started
-    if trainer.interrupted or not best.best_model_path:
-        logger.finalize("KILLED")
-        raise UserError(
-            f"training stopped before a checkpoint was saved; the last one is in {out.work_dir}/checkpoints"
+        finished = runs.recover(out.work_dir)
+        if finished:
+            state = runs.read_state(out.work_dir / runs.RUNS / finished) or {}
+            say(f"completed publishing run {finished}, which a stopped process had begun")
+            if (
+                resume
+                and state.get("summary")
+                and not fingerprint.differences(state["fingerprint"])
+            ):
+                tracking.terminate(uri, state["mlflow"]["run_id"], "FINISHED")
+                return state["summary"] | {
+                    "checkpoint": str(out.checkpoint),
+                    "mlflow_run_id": state["mlflow"]["run_id"],
+                }
+        if stop.signum is not None:
+            name = signal.Signals(stop.signum).name
+            raise Interrupted(f"interrupted by {name} before training started", stop.signum)
+
+        run = runs.open_run(out.work_dir, fingerprint, resume, cfg.trainer.max_epochs, say)
+        try:
+            mlflow_run_id = start_mlflow(cfg, info, uri, experiment_id, run, config, say)
+            recorder.bind(run, MlflowClient(tracking_uri=uri), mlflow_run_id, stop)
+            return fit_and_publish(
+                config, out, module, datamodule, trainer, recorder, stop, run, uri
+            )
+        finally:
+            run.close()
+    finally:
+        stop.uninstall()
+
+
+def fit_and_publish(
+    config: dict,
+    out: Outputs,
+    module: InpaintModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    recorder: RunRecorder,
+    stop: SignalStop,
+    run: runs.Run,
+    uri: str,
+) -> dict:
+    """Fit (from the run's last checkpoint when resuming), then stage and publish the outputs."""
+    client, mlflow_run_id = recorder.client, recorder.mlflow_run_id
+    resume_from = run.last if run.resumed and run.last.exists() else None
+    if resume_from is not None:
+        say(
+            f"resuming from epoch {run.state.get('epochs_done', 0)} "
+            f"(run {run.key}, MLflow run {mlflow_run_id}): {resume_from}"
         )
+    started = time.time()
+    try:
+        stop.check()
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=str(resume_from) if resume_from else None,
+            weights_only=True,
+        )
+        if trainer.interrupted:
+            raise StopRequested(stop.signum or signal.SIGINT)
+    except (StopRequested, KeyboardInterrupt, SystemExit) as err:
+        lightning_sigterm = isinstance(err, SIGTERMException)
+        if isinstance(err, SystemExit) and not lightning_sigterm and stop.signum is None:
+            failed(run, uri, mlflow_run_id, started, err)
+            raise
+        signum = getattr(err, "signum", None) or stop.signum
+        signum = signum or (signal.SIGTERM if lightning_sigterm else signal.SIGINT)
+        interrupted(run, uri, mlflow_run_id, started, signum)
+    except BaseException as err:
+        if stop.signum is not None:  # e.g. a loader worker killed by the same Ctrl-C
+            interrupted(run, uri, mlflow_run_id, started, stop.signum)
+        failed(run, uri, mlflow_run_id, started, err)
+        raise
 
-    # The checkpoint carries the run id (evaluate/export log into the same run) and the config.
-    checkpoint = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
-    checkpoint["inpaintlab"] = {
-        "mlflow_run_id": logger.run_id,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    out.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.checkpoint.with_suffix(".ckpt.tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, out.checkpoint)
+    # Training is complete: a first signal from here on waits for the outputs (a second one
+    # stops at once; the publish journal then completes them at the next start).
+    stop.finishing = True
+    seconds = run.state.get("seconds", 0.0) + time.time() - started
+    if recorder.best_path is None or not recorder.rows:
+        failed(run, uri, mlflow_run_id, started, None)
+        raise UserError(
+            f"training produced no finite val_psnr; the run is in {run.dir} "
+            "(train.resume=false starts over instead of resuming it)"
+        )
+    summary = summarise(recorder.rows)
+    stage_outputs(run, recorder, summary, mlflow_run_id, config)
+    run.update(status="trained", summary=summary, seconds=round(seconds, 1))
+    client.log_metric(mlflow_run_id, "train_seconds", round(seconds, 1))
+    if summary["best_val_psnr"] is not None:  # the sweep objective, comparable across runs
+        client.log_metric(mlflow_run_id, "best_val_psnr", summary["best_val_psnr"])
+    client.log_artifact(mlflow_run_id, str(run.staged / HISTORY.name))
+    client.set_terminated(mlflow_run_id, status="FINISHED")
 
-    best_row = max(history.rows, key=lambda r: r.get("val_psnr", -math.inf))
-    summary = {
-        "epochs": len(history.rows),
-        "best_epoch": best_row["epoch"],
-        "best_val_psnr": best_row.get("val_psnr"),
-        "final": history.rows[-1],
-    }
-    atomic_write_json(out.metrics, summary)
-    logger.experiment.log_metric(logger.run_id, "train_seconds", round(seconds, 1))
-    if (
-        summary["best_val_psnr"] is not None
-    ):  # the sweep objective, comparable across runs in the UI
-        logger.experiment.log_metric(logger.run_id, "best_val_psnr", summary["best_val_psnr"])
-    logger.experiment.log_artifact(logger.run_id, str(out.history))
+    previous = runs.publish(out.work_dir, run, out.targets())
+    replaced = ""
+    if previous and previous.get("run") != run.key:
+        replaced = f", replacing those of run {previous['run']}"
+    say(
+        f"published {out.checkpoint}, {out.metrics} and {out.history} from run {run.key} "
+        f"(MLflow run {mlflow_run_id}){replaced}"
+    )
     log.info(
         "trained %d epochs in %.0fs; best val_psnr %.2f dB (epoch %d)",
         summary["epochs"],
@@ -216,7 +566,61 @@ def train(cfg: DictConfig) -> dict:
         summary["best_val_psnr"],
         summary["best_epoch"],
     )
-    return summary | {"checkpoint": str(out.checkpoint), "mlflow_run_id": logger.run_id}
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        say(f"{name} arrived after training had finished; the outputs are complete")
+    return summary | {"checkpoint": str(out.checkpoint), "mlflow_run_id": mlflow_run_id}
+
+
+def stage_outputs(
+    run: runs.Run, recorder: RunRecorder, summary: dict, mlflow_run_id: str, config: dict
+) -> None:
+    """The three outputs, written completely into the run folder before any is published. The
+    checkpoint is the best epoch's weights plus `inpaintlab`: the MLflow run (evaluate and export
+    log into it), the config, the run, and the digests of its train.json and history CSV."""
+    metrics_text = json.dumps(summary, indent=2) + "\n"
+    history_text = history_csv(recorder.rows)
+    checkpoint = load_checkpoint(recorder.best_path)
+    checkpoint["inpaintlab"] = {
+        "mlflow_run_id": mlflow_run_id,
+        "config": config,
+        "run": run.key,
+        "train_json_sha256": hashlib.sha256(metrics_text.encode()).hexdigest(),
+        "history_sha256": hashlib.sha256(history_text.encode()).hexdigest(),
+    }
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    runs.stage(
+        run,
+        {
+            CHECKPOINT.name: buffer.getvalue(),
+            TRAIN_METRICS.name: metrics_text,
+            HISTORY.name: history_text,
+        },
+    )
+
+
+def interrupted(run: runs.Run, uri: str, mlflow_run_id: str, started: float, signum: int) -> None:
+    """Record the stop (run.json: interrupted; MLflow: KILLED) and raise the one-line message."""
+    name = signal.Signals(signum).name
+    seconds = run.state.get("seconds", 0.0) + time.time() - started
+    run.update(status="interrupted", signal=name, seconds=round(seconds, 1))
+    tracking.terminate(uri, mlflow_run_id, "KILLED")
+    done, total = run.state.get("epochs_done", 0), run.state.get("max_epochs")
+    raise Interrupted(
+        f"training interrupted by {name} ({done}{f' of {total}' if total else ''} epochs done); "
+        f"last checkpoint {run.last}; run the same command again to resume",
+        signum,
+    )
+
+
+def failed(
+    run: runs.Run, uri: str, mlflow_run_id: str, started: float, err: BaseException | None
+) -> None:
+    seconds = run.state.get("seconds", 0.0) + time.time() - started
+    reason = one_line(err)[:300] if err is not None else "no finite val_psnr"
+    run.update(status="failed", error=reason, seconds=round(seconds, 1))
+    tracking.terminate(uri, mlflow_run_id, "FAILED")
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")

@@ -1,17 +1,22 @@
-"""Small shared pieces: user-facing errors, atomic writes, the project root."""
+"""Small shared pieces: user-facing errors, atomic writes, locks, process identity."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import functools
 import json
 import logging
 import os
+import secrets
 import shutil
+import signal
+import socket
 import sys
-import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 log = logging.getLogger("inpaintlab")
 
@@ -20,21 +25,63 @@ class UserError(Exception):
     """A mistake the user can fix (bad config value, missing input): printed as one line, exit 1."""
 
 
+class Interrupted(BaseException):
+    """A stage stopped by SIGINT/SIGTERM: its one-line message is printed and the process exits
+    with 128 + the signal number (130, 143). A BaseException, so `except Exception` lets it by."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted("interrupted by SIGTERM; outputs of this stage were not replaced", signum)
+
+
 def user_errors_as_one_line(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a stage's entry so a UserError prints `error: ...` and exits 1 instead of a traceback."""
+    """Wrap a stage's entry so a UserError prints `error: ...` and exits 1 instead of a traceback,
+    and an interrupt (Ctrl-C, SIGTERM) prints one line and exits 128 + signal. Training installs
+    its own handlers on top (it stops at a batch boundary and keeps a checkpoint)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
             return fn(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
+        except Interrupted as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(128 + err.signum)
         except KeyboardInterrupt:
             print("error: interrupted; outputs of this stage were not replaced", file=sys.stderr)
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def one_line(err: BaseException) -> str:
+    """The innermost cause of an error as one line (Hydra wraps instantiation errors in
+    several lines: 'Error in call to target ...', the cause, 'full_key: ...')."""
+    inner = err
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    key = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in str(err).splitlines()
+            if line.startswith("full_key:")
+        ),
+        None,
+    )
+    return f"{key}: {text}" if key and key not in text else text
 
 
 def available_cpus() -> int:
@@ -45,28 +92,79 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file so readers see the old or the new content, never half of it."""
+def temp_name(path: str | Path, tag: str = "tmp") -> Path:
+    """A unique hidden sibling of path: `.<name>.<pid>-<random>.<tag>`. The pid lets a later run
+    tell a dead writer's leftover from a live writer's file (remove_stale_temps)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.{tag}")
+
+
+def write_temp(path: str | Path, data: bytes | str) -> Path:
+    """Write data to a unique temp file beside path (created with open(): it follows the umask,
+    unlike mkstemp's 0600), flushed to disk; returns the temp file for os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temp_name(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(tmp, "xb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | str) -> None:
+    """Write a file so readers see the old or the new content, never half of it."""
+    tmp = write_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text)
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def _writer_pid(name: str, stem: str) -> int | None:
+    """The pid in a temp_name() (or a fresh_temp_dir) left behind for `stem`, else None."""
+    for prefix in (f".{stem}.", f"{stem}.tmp-", f"{stem}.old-"):
+        if name.startswith(prefix):
+            head = name[len(prefix) :].split("-", 1)[0]
+            return int(head) if head.isdigit() else None
+    return None
+
+
+def remove_stale_temps(path: str | Path) -> None:
+    """Delete temp files and folders of path left by writers that are no longer running
+    (killed mid-write); a live writer's files stay."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for entry in path.parent.iterdir():
+        pid = _writer_pid(entry.name, path.name)
+        if pid is None and entry.name in (f"{path.name}.tmp", f"{path.name}.old"):
+            pid = -1  # the fixed names of earlier versions
+        if pid is None or (pid > 0 and pid_alive(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     """Swap a fully written temp folder into place (old content removed only after success)."""
-    old = final_dir.with_name(final_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
+    old = final_dir.with_name(f"{final_dir.name}.old-{os.getpid()}-{secrets.token_hex(3)}")
     if final_dir.exists():
         final_dir.rename(old)
     tmp_dir.rename(final_dir)
@@ -74,8 +172,118 @@ def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
 
 
 def fresh_temp_dir(final_dir: Path) -> Path:
-    """An empty sibling folder of final_dir to build its new content in."""
-    tmp = final_dir.with_name(final_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    """An empty sibling folder of final_dir to build its new content in, unique to this process
+    (two writers never share one); dead writers' leftovers are removed."""
+    remove_stale_temps(final_dir)
+    tmp = final_dir.with_name(f"{final_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
     tmp.mkdir(parents=True)
     return tmp
+
+
+# --- locks and process identity ------------------------------------------------------------------
+
+
+class Busy(Exception):
+    """A lock is held by another live process (its pid, if it wrote one)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is held by {holder or 'another process'}")
+        self.path, self.holder = path, holder
+
+
+class FileLock:
+    """An flock on a file: released by the kernel when the process dies, so a killed holder
+    never leaves a stale lock. The holder writes `pid N on HOST` into it for error messages.
+
+        with FileLock(path).acquire(): ...        # raises Busy if another process holds it
+        with FileLock(path).acquire(wait=True): ...
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._handle: IO[str] | None = None
+
+    def acquire(self, wait: bool = False) -> FileLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (kept while held)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as err:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise Busy(self.path, holder) from None
+            raise
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the flock
+            self._handle = None
+
+    def __enter__(self) -> FileLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def process_start(pid: int) -> str:
+    """When pid started (clock ticks since boot, from /proc; '' where there is no /proc): with
+    the pid it names one process, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def pid_alive(pid: int, start: str = "") -> bool:
+    """Whether process pid runs (and, given its start time, is still the same process)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
+    return not start or process_start(pid) in ("", start)
+
+
+def process_identity() -> dict[str, str]:
+    """host, boot and pid + start time of this process: what a later run needs to tell whether
+    it is still alive (pid_alive)."""
+    pid = os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "boot": boot_id(),
+        "pid": str(pid),
+        "pid_start": process_start(pid),
+    }
+
+
+def identity_alive(identity: dict[str, str]) -> bool | None:
+    """True/False for a process of this host (and boot), None when it ran elsewhere."""
+    if identity.get("host") != socket.gethostname():
+        return None
+    if identity.get("boot") and boot_id() and identity["boot"] != boot_id():
+        return False  # the machine rebooted since
+    try:
+        pid = int(identity.get("pid", ""))
+    except ValueError:
+        return None
+    return pid_alive(pid, identity.get("pid_start", ""))
