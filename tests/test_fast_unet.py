@@ -115,3 +115,39 @@ def test_sees_fill_feeds_the_fill_and_the_mask_to_the_stem():
         generator(image, mask)
     assert torch.equal(seen[0][:, :3], fast_edge_fill(image, mask))
     assert torch.equal(seen[0][:, 3:], mask)
+
+
+def test_the_correction_fades_out_deep_inside_large_holes():
+    """residual_reach: 1 next to known pixels, 0 from `reach` px inside the hole on, so deep in a
+    hole larger than any training hole the output is the fill itself."""
+    from inpaintlab.models.fast_unet import near_known_weight
+    from inpaintlab.models.fills import make_fill
+
+    mask = torch.zeros(1, 1, 160, 160)
+    mask[..., 16:144, 16:144] = 1  # 128 px box: its centre is 64 px from the nearest known pixel
+    weight = near_known_weight(mask, 32)
+    assert weight[..., 10, 10].item() == 1.0 and weight[..., 17, 80].item() > 0.8
+    assert weight[..., 80, 80].item() == 0.0
+    assert (weight[0, 0, 80, 16:80].diff() <= 1e-6).all()  # falls monotonically into the hole
+    torch.manual_seed(0)
+    generator = off_identity(
+        FastUNetGenerator(
+            base_channels=8, bottleneck_blocks=1, fill="harmonic", sees_fill=True, residual_reach=32
+        )
+    ).eval()
+    image = torch.rand(1, 3, 160, 160)
+    with torch.no_grad():
+        out = generator.generate(image, mask)
+    fill = make_fill(image, mask, "harmonic", 4.0, 5).clamp(0, 1)
+    assert torch.allclose(out[..., 70:90, 70:90], fill[..., 70:90, 70:90], atol=1e-6)
+    assert not torch.allclose(out[..., 17:20, 17:140], fill[..., 17:20, 17:140], atol=1e-3)
+
+
+def test_faded_correction_exports(tmp_path):
+    torch.manual_seed(0)
+    generator = off_identity(
+        FastUNetGenerator(
+            base_channels=8, bottleneck_blocks=1, fill="harmonic", sees_fill=True, residual_reach=16
+        )
+    )
+    assert_export_parity(generator, tmp_path, "unet", [(48, 64), (40, 24)])
