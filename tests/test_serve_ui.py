@@ -14,7 +14,6 @@ import base64
 import io
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from serve_helpers import photo, running_server, tiny_onnx
-from test_ui import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM, browser_missing
+from test_ui import browser_missing, chromium
 
 from inpaintlab.data.io import save_image
 from inpaintlab.predict import load_model
@@ -48,21 +47,7 @@ def page(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="inpaintlab-chromium-")
-    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

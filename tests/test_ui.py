@@ -90,8 +90,9 @@ def ui(store: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
+def chromium() -> Iterator:
+    """Headless Debian Chromium through its chromedriver, with a throwaway profile (shared by the
+    MLflow UI test and tests/test_serve_ui.py)."""
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a driver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -107,6 +108,11 @@ def browser() -> Iterator:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")
