@@ -51,12 +51,16 @@ def edited(data: dict, key: str, change) -> dict:
 
 
 def test_baseline_is_an_eval_json_of_the_ci_configuration(baseline):
-    assert set(baseline) == {"model", "baselines"}
+    assert set(baseline) == {"model", "baselines", "full_size"}
     model = baseline["model"]
     assert {"box", "irregular", "outpaint", "all", "area_bins"} <= set(model)
     assert model["all"]["n"] == 3 * model["box"]["n"]  # experiment=ci evaluates three families
     for family in ("box", "irregular", "outpaint", "all"):
-        assert set(model[family]) == {"psnr_masked", "ssim", "l1_masked", "accuracy", "n"}
+        assert set(model[family]) == {"psnr_masked", "ssim", "l1_masked", "accuracy", "n", "ms"}
+    # the CI data is 256 px: the gate covers what predict gives at 256 px too
+    full = baseline["full_size"]["256"]
+    assert {"box", "irregular", "outpaint", "all"} <= set(full["model"])
+    assert set(full["baselines"]) == {"telea", "ns", "fsr", "biharmonic", "patchmatch"}
 
 
 def test_the_same_metrics_pass(tmp_path, baseline, capsys):
