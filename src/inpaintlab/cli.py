@@ -20,7 +20,7 @@ USAGE = """usage: inpaintlab <command> [options]
 
 commands:
   data synth      write the built-in synthetic landscape dataset (default data/raw)
-  data photos     copy the real photos shipped in installed wheels (default data/raw/photos)
+  data photos     copy the real photos shipped in installed wheels (default data/raw)
   predict         inpaint or outpaint images with an exported model (.onnx or .pt)
   check-metrics   compare metrics to a baseline; non-zero exit on a regression
   report          print the evaluation table of metrics/eval.json
@@ -39,9 +39,10 @@ def data_main(argv: list[str]) -> int:
     synth.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     photos = sub.add_parser(
-        "photos", help="copy the real photos that ship inside installed wheels (12 photos)"
+        "photos", help="copy the real colour photos that ship inside installed wheels (8 photos)"
     )
-    photos.add_argument("--out", default="data/raw/photos", help="default data/raw/photos")
+    photos.add_argument("--out", default="data/raw", help="default data/raw")
+    photos.add_argument("--grayscale", action="store_true", help="also the 4 grayscale ones")
     args = parser.parse_args(argv)
     if args.action == "photos":
         from inpaintlab.data.bundled import copy_photos, find_photos
@@ -49,7 +50,7 @@ def data_main(argv: list[str]) -> int:
         _, missing = find_photos()
         for line in missing:
             print(f"note: missing {line}", file=sys.stderr)
-        written = copy_photos(Path(args.out))
+        written = copy_photos(Path(args.out), args.grayscale)
         if not written:
             print(
                 "error: no bundled photos found (scikit-image is not installed?)", file=sys.stderr
