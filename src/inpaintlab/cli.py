@@ -39,10 +39,12 @@ def data_main(argv: list[str]) -> int:
     synth.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     photos = sub.add_parser(
-        "photos", help="copy the real colour photos that ship inside installed wheels (8 photos)"
+        "photos", help="copy the real photos that ship inside installed wheels (12 photos)"
     )
     photos.add_argument("--out", default="data/raw", help="default data/raw")
-    photos.add_argument("--grayscale", action="store_true", help="also the 4 grayscale ones")
+    photos.add_argument(
+        "--colour-only", action="store_true", help="leave out the 4 grayscale photos"
+    )
     args = parser.parse_args(argv)
     if args.action == "photos":
         from inpaintlab.data.bundled import copy_photos, find_photos
@@ -50,7 +52,7 @@ def data_main(argv: list[str]) -> int:
         _, missing = find_photos()
         for line in missing:
             print(f"note: missing {line}", file=sys.stderr)
-        written = copy_photos(Path(args.out), args.grayscale)
+        written = copy_photos(Path(args.out), not args.colour_only)
         if not written:
             print(
                 "error: no bundled photos found (scikit-image is not installed?)", file=sys.stderr

@@ -63,15 +63,15 @@ def find_photos() -> tuple[list[Photo], list[str]]:
     return sorted(found, key=lambda p: p.name), missing
 
 
-# Grayscale among them: a demo model trained with these next to the colour ones washed the colour
-# out of the strokes it filled in colour photos (-6.5 dB at 512 px, docs/results.md).
+# The grayscale ones among them (`inpaintlab data photos --colour-only` leaves them out; the demo
+# model trained on the 8 colour photos alone did worse on unseen colour photos: docs/results.md).
 GRAYSCALE = frozenset(
     {"skimage/camera.png", "skimage/coins.png", "skimage/grass.png", "skimage/moon.png"}
 )
 
 
-def copy_photos(out: Path, grayscale: bool = False) -> list[Path]:
-    """Copy the bundled colour photos (and the grayscale ones with `grayscale`) into `out` as
+def copy_photos(out: Path, grayscale: bool = True) -> list[Path]:
+    """Copy the bundled photos (without the grayscale ones unless `grayscale`) into `out` as
     <package>_<file>, bytes unchanged."""
     out.mkdir(parents=True, exist_ok=True)
     photos, _ = find_photos()
