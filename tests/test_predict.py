@@ -16,7 +16,8 @@ import pytest
 
 from inpaintlab import predict
 from inpaintlab.data.io import load_rgb, save_image
-from inpaintlab.predict import inpaint, load_model, main, outpaint, working_scale
+from inpaintlab.inference.strategy import working_scale
+from inpaintlab.predict import inpaint, load_model, main, outpaint
 
 TRAIN_SIZE = 64
 MAGENTA = np.array([255, 0, 255], dtype=np.uint8)  # the sigmoid head never generates exactly this

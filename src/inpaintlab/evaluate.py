@@ -28,9 +28,14 @@ from inpaintlab import tracking
 from inpaintlab.baselines import classical_inpaint_many
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
 from inpaintlab.data.masks import area_bin, mask_area
-from inpaintlab.full_size import evaluate_full_size, has_full_size_set, sample_columns
+from inpaintlab.full_size import (
+    as_tensor,
+    evaluate_full_size,
+    has_full_size_set,
+    sample_columns,
+)
 from inpaintlab.inference import ModelError, PredictError, load_model
-from inpaintlab.metrics import image_metrics, summarize
+from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
 from inpaintlab.module import load_generator
 from inpaintlab.utils import (
     UserError,
@@ -38,11 +43,9 @@ from inpaintlab.utils import (
     available_cpus,
     user_errors_as_one_line,
 )
-from inpaintlab.visualize import masked_view, sample_grid
+from inpaintlab.visualize import masked_view, sample_grid, to_uint8
 
 log = logging.getLogger(__name__)
-
-METRIC_NAMES = ["psnr_masked", "ssim", "l1_masked", "accuracy"]
 
 
 def load_test_set(prepared_dir: Path) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
@@ -70,11 +73,10 @@ def run_baseline(
     method: str, images: torch.Tensor, masks: torch.Tensor, radius: int
 ) -> tuple[torch.Tensor, float]:
     """A classical method on every image (in a process per CPU); (outputs, ms per image)."""
-    as_uint8 = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     filled, ms = classical_inpaint_many(
-        list(as_uint8), [m[0].numpy() for m in masks], method, radius, available_cpus()
+        list(to_uint8(images)), [m[0].numpy() for m in masks], method, radius, available_cpus()
     )
-    return torch.stack([to_tensor(f) for f in filled]), ms
+    return as_tensor(filled), ms
 
 
 def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:

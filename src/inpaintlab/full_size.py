@@ -25,12 +25,10 @@ import torch
 from inpaintlab.baselines import classical_inpaint_many
 from inpaintlab.data.datamodule import read_rgb, to_tensor
 from inpaintlab.inference import Model, inpaint
-from inpaintlab.metrics import image_metrics, summarize
+from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
 from inpaintlab.utils import available_cpus
 
 log = logging.getLogger(__name__)
-
-METRIC_NAMES = ["psnr_masked", "ssim", "l1_masked", "accuracy"]
 
 
 def has_full_size_set(prepared_dir: Path, size: int) -> bool:
@@ -53,7 +51,8 @@ def load_full_size_set(
     return images, masks
 
 
-def _as_tensor(images: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+def as_tensor(images: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """HxWx3 uint8 images -> [N,3,H,W] float in [0, 1]."""
     return torch.stack([to_tensor(np.asarray(i)) for i in images])
 
 
@@ -82,7 +81,7 @@ def measure_size(
     values = {m: {g: {k: [] for k in METRIC_NAMES} for g in [*masks, "all"]} for m in methods}
     times: dict[str, dict[str, float]] = {m: {} for m in methods}
     outputs: dict[str, dict[str, list[np.ndarray]]] = {m: {} for m in methods}
-    truth = _as_tensor(images)
+    truth = as_tensor(images)
     for family, family_masks in masks.items():
         mask_tensor = torch.from_numpy(family_masks.astype(np.float32))[:, None]
         for method in methods:
@@ -97,7 +96,7 @@ def measure_size(
                     list(images), list(family_masks), method, radius, available_cpus()
                 )
             outputs[method][family], times[method][family] = result, ms
-            per_image = image_metrics(_as_tensor(result), truth, mask_tensor)
+            per_image = image_metrics(as_tensor(result), truth, mask_tensor)
             for name in METRIC_NAMES:
                 scores = per_image[name].tolist()
                 values[method][family][name] += scores

@@ -40,7 +40,6 @@ from inpaintlab.data.io import (
 from inpaintlab.inference import Model, ModelError, PredictError, inpaint, load_model, outpaint
 from inpaintlab.inference.errors import first_line
 from inpaintlab.inference.runtime import SIZE_MULTIPLE
-from inpaintlab.inference.strategy import working_scale
 
 __all__ = [
     "ModelError",
@@ -49,7 +48,6 @@ __all__ = [
     "load_model",
     "main",
     "outpaint",
-    "working_scale",
 ]
 
 KEEP_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg"})  # other inputs are written as .png
