@@ -156,6 +156,7 @@ class InpaintModule(L.LightningModule):
             prog_bar=True,
             batch_size=len(image),
             logger=False,
+            sync_dist=True,  # data-parallel: the mean over all ranks (a no-op on one process)
         )
         self.log(
             "train_accuracy",
@@ -164,6 +165,7 @@ class InpaintModule(L.LightningModule):
             on_epoch=True,
             batch_size=len(image),
             logger=False,
+            sync_dist=True,  # data-parallel: the mean over all ranks (a no-op on one process)
         )
         if not self.automatic_optimization:
             self.adversarial_step(image, mask, raw, loss)
@@ -207,7 +209,15 @@ class InpaintModule(L.LightningModule):
             ("train_adv_loss", adv),
             ("train_fm_loss", fm),
         ]:
-            self.log(name, value, on_step=False, on_epoch=True, batch_size=len(image), logger=False)
+            self.log(
+                name,
+                value,
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(image),
+                logger=False,
+                sync_dist=True,
+            )
 
     def _optimizer_step(self, optimizer: Any, loss: torch.Tensor) -> None:
         optimizer.zero_grad()
@@ -226,7 +236,14 @@ class InpaintModule(L.LightningModule):
             "val_accuracy": metrics.accuracy_masked(output, image, mask).mean(),
         }
         for name, value in scores.items():
-            self.log(name, value, prog_bar=name == "val_psnr", batch_size=len(image), logger=False)
+            self.log(
+                name,
+                value,
+                prog_bar=name == "val_psnr",
+                batch_size=len(image),
+                logger=False,
+                sync_dist=True,
+            )
         if batch_idx == 0:
             k = self.hparams.num_samples
             self.samples = {

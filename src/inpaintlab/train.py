@@ -5,6 +5,9 @@ and a grid of the same validation images each epoch (masked input | output | gro
 In a Hydra multirun (`-m`) each job writes the same files under its own job dir instead, and its
 run is a child of the sweep's parent run (tracking.SweepCallback).
 
+Data-parallel (trainer=ddp, torchrun, srun; distributed.py): every rank runs this stage; rank 0
+owns the run (folder, MLflow, outputs) and the others follow its decisions.
+
 Interrupt and resume (runs.py): every training has its own folder under logs/train/runs/ with a
 last.ckpt written at each epoch end. SIGINT/SIGTERM stop at the next batch, mark the MLflow run
 KILLED and exit 130/143 with one line naming that checkpoint; re-running the same command (or
@@ -39,7 +42,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintlab import runs, settings, tracking
+from inpaintlab import distributed, runs, settings, tracking
 from inpaintlab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from inpaintlab.module import InpaintModule
 from inpaintlab.utils import (
@@ -62,7 +65,8 @@ for name in (
 ):
     logging.getLogger(name).setLevel(logging.WARNING)
 warnings.filterwarnings(
-    "ignore", message=".*(LeafSpec|log_every_n_steps|does not have many workers).*"
+    "ignore",
+    message=".*(LeafSpec|log_every_n_steps|does not have many workers|`srun` command is available).*",
 )
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_psnr"]
@@ -124,6 +128,14 @@ class SignalStop:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def take_back_sigterm(self) -> None:
+        """Data-parallel: SIGTERM to this handler alone. Lightning's own SIGTERM handler
+        broadcasts from inside the signal handler (lightning 2.6, signal_connector.py), which
+        meets whatever collective the other ranks are in and hangs them when every rank gets
+        the signal (Ctrl-C, Slurm); check_stop decides collectively at batch boundaries."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._handle)
 
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():
@@ -214,10 +226,24 @@ class RunRecorder(Callback):
         self.rows: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None  # {"epoch", "val_psnr", "file"}
         self.trainer: L.Trainer | None = None
+        self.leader = True  # rank 0 (or the only process): it logs and writes the run's files
 
-    def bind(self, run: runs.Run, client: Any, mlflow_run_id: str, stop: SignalStop) -> None:
-        """Attach the run (known only after the settings were checked and the trainer built)."""
+    def bind(
+        self, run: runs.Run, client: Any, mlflow_run_id: str, stop: SignalStop, leader: bool = True
+    ) -> None:
+        """Attach the run (known only after the settings were checked and the trainer built).
+        A follower (data-parallel rank > 0) only takes part in the collective checkpoint saves."""
         self.run, self.client, self.mlflow_run_id, self.stop = run, client, mlflow_run_id, stop
+        self.leader = leader
+
+    def check_stop(self, trainer: L.Trainer) -> None:
+        """Stop at this batch boundary if a signal asked for it, on every rank at the same
+        batch (data-parallel: a signal to any rank stops all of them; one tiny all-reduce)."""
+        wanted = self.stop.signum is not None and not self.stop.finishing
+        if trainer.world_size > 1:
+            wanted = trainer.strategy.reduce_boolean_decision(wanted, all=False)
+        if wanted:
+            raise StopRequested(self.stop.signum or signal.SIGTERM)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "best": self.best, "rng": rng_state(self.trainer)}
@@ -249,26 +275,30 @@ class RunRecorder(Callback):
                 path.unlink(missing_ok=True)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.run.checkpoints.mkdir(parents=True, exist_ok=True)
-        self._prune()
-        if self.rows:  # resumed: log the epochs a killed process trained but did not log
+        if self.leader:
+            self.run.checkpoints.mkdir(parents=True, exist_ok=True)
+            self._prune()
+        if self.rows and self.leader:  # resumed: log the epochs a killed process did not log
             history = self.client.get_metric_history(self.mlflow_run_id, "val_psnr")
             logged = {m.step for m in history}
             for row in self.rows:
                 if row["epoch"] not in logged:
                     self._log_metrics(row)
-        elif not self.run.last.exists():  # so a checkpoint exists from the start
+        if trainer.world_size > 1:
+            self.stop.take_back_sigterm()
+        # So a checkpoint exists from the start. Saving is collective: rank 0 decides for all.
+        if trainer.strategy.broadcast(not self.rows and not self.run.last.exists()):
             trainer.save_checkpoint(self.run.last, weights_only=False)  # (False: the full state)
-        self.stop.check()
+        self.check_stop(trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.datamodule.set_epoch(trainer.current_epoch)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        self.stop.check()
+        self.check_stop(trainer)
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        self.stop.check()
+        self.check_stop(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: InpaintModule) -> None:
         epoch = trainer.current_epoch
@@ -276,16 +306,20 @@ class RunRecorder(Callback):
             k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())
         }
         self.rows.append(row)
-        score = row.get("val_psnr")
-        if (
+        score = row.get("val_psnr")  # the same on every rank (logged with sync_dist)
+        improved = (
             score is not None
             and math.isfinite(score)
             and (self.best is None or score > self.best["val_psnr"])
-        ):
+        )
+        if trainer.strategy.broadcast(improved):  # a collective save: rank 0 decides
             name = f"best-e{epoch:04d}.ckpt"
             trainer.save_checkpoint(self.run.checkpoints / name, weights_only=True)
             self.best = {"epoch": epoch, "val_psnr": score, "file": name}
         trainer.save_checkpoint(self.run.last, weights_only=False)
+        if not self.leader:
+            self.check_stop(trainer)
+            return
         self.run.update(epochs_done=epoch + 1)
         self._log_metrics(row)
         if pl_module.samples:
@@ -297,7 +331,7 @@ class RunRecorder(Callback):
             self.client.log_image(self.mlflow_run_id, grid, key="val_samples", step=epoch)
         atomic_write_text(self.run.history, history_csv(self.rows))
         self._prune()
-        self.stop.check()
+        self.check_stop(trainer)
 
     def _log_metrics(self, row: dict[str, float]) -> None:
         """Every epoch metric to MLflow (e.g. train_d_loss with loss=adversarial), step = epoch."""
@@ -444,6 +478,10 @@ def train(cfg: DictConfig) -> dict:
         os.environ.get("OMP_NUM_THREADS"),
     )
     module, datamodule, trainer, recorder = build(cfg)
+    if trainer.world_size > 1:  # the CPUs shared among this node's ranks
+        torch.set_num_threads(max(1, torch.get_num_threads() // trainer.num_devices))
+        if trainer.global_rank > 0:
+            return follow_leader(out, module, datamodule, trainer, recorder)
     config = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = runs.Fingerprint(
         runs.train_config(config), runs.code_digest(), runs.data_digest(datamodule.prepared_dir)
@@ -479,13 +517,51 @@ def train(cfg: DictConfig) -> dict:
         try:
             mlflow_run_id = start_mlflow(cfg, info, uri, experiment_id, run, config, say)
             recorder.bind(run, MlflowClient(tracking_uri=uri), mlflow_run_id, stop)
-            return fit_and_publish(
-                config, out, module, datamodule, trainer, recorder, stop, run, uri
+            if trainer.world_size == 1:
+                return fit_and_publish(
+                    config, out, module, datamodule, trainer, recorder, stop, run, uri
+                )
+            resume_from = run.last if run.resumed and run.last.exists() else None
+            launch = distributed.Launch(
+                str(run.dir.resolve()),
+                str(resume_from.resolve()) if resume_from else None,
+                mlflow_run_id,
             )
+            with distributed.leader_session(out.work_dir, launch):
+                return fit_and_publish(
+                    config, out, module, datamodule, trainer, recorder, stop, run, uri
+                )
         finally:
             run.close()
     finally:
         stop.uninstall()
+
+
+def follow_leader(
+    out: Outputs,
+    module: InpaintModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    recorder: RunRecorder,
+) -> dict:
+    """A data-parallel rank > 0: fit with rank 0's run folder and checkpoint; rank 0 logs and
+    publishes. A signal to any rank stops every rank at the same batch (RunRecorder.check_stop)."""
+    launch = distributed.follow(out.work_dir, trainer.global_rank)
+    run_dir = Path(launch.run_dir)
+    run = runs.Run(dir=run_dir, state=runs.read_state(run_dir) or {}, lock=None)  # type: ignore[arg-type]
+    stop = SignalStop().install()
+    recorder.bind(run, None, launch.mlflow_run_id, stop, leader=False)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=launch.resume_from, weights_only=True)
+    except (StopRequested, KeyboardInterrupt, SIGTERMException) as err:
+        signum = getattr(err, "signum", None) or stop.signum or signal.SIGTERM
+        raise Interrupted(
+            f"rank {trainer.global_rank} stopped with the others ({signal.Signals(signum).name})",
+            signum,
+        ) from None
+    finally:
+        stop.uninstall()
+    return summarise(recorder.rows) | {"rank": trainer.global_rank, "checkpoint": None}
 
 
 def fit_and_publish(
@@ -627,6 +703,8 @@ def failed(
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> float:
     summary = train(cfg)
+    if summary.get("rank"):  # a data-parallel follower: rank 0 reports
+        return float(summary["best_val_psnr"])
     print(
         f"best val_psnr {summary['best_val_psnr']:.2f} dB after {summary['epochs']} epochs -> {summary['checkpoint']}"
     )
