@@ -57,9 +57,10 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 # The MLflow UI and `inpaintlab serve`'s page in headless Chromium, the team setup (mlflow server,
-# DVC remote) and `mlflow models serve` of the registered model; marked slow.
+# DVC remote, PostgreSQL) and `mlflow models serve` of the registered model; marked slow.
 test-ui: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow tests/test_ui.py tests/test_server.py tests/test_serve.py tests/test_serve_ui.py
+	$(BIN)/python -m pytest -q -m slow tests/test_ui.py tests/test_server.py tests/test_serve.py tests/test_serve_ui.py \
+		tests/test_postgres_server.py
 
 # CI's metric regression gate (docs/ci-and-teams.md): the ci pipeline on the CI dataset in a temp
 # copy of the working tree, then inpaintlab check-metrics against the committed baseline.

@@ -49,9 +49,11 @@ def mlflow_server(
     *extra_args: str,
     command: str = "server",
     env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[str]:
     """`mlflow <command> --backend-store-uri <backend_uri> ... <extra_args>`; yields its base URL.
-    Its output goes to <workdir>/mlflow-<port>.log; `env` adds variables (e.g. the auth app's)."""
+    Its output goes to <workdir>/mlflow-<port>.log; `env` adds variables (e.g. the auth app's);
+    `workers` server processes (more than one needs a database server, not SQLite)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"mlflow-{port}.log"
@@ -65,7 +67,7 @@ def mlflow_server(
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         *extra_args,
     ]
     with open(log, "w") as handle:
