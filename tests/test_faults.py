@@ -128,7 +128,8 @@ def test_checkpoints_hold_only_plain_values(tmp_path, compose_cfg):
     from torch.utils.data import DataLoader
 
     from inpaintlab.checkpoints import AtomicCheckpointIO
-    from inpaintlab.train import RunRecorder, make_trainer
+    from inpaintlab.recorder import RunRecorder
+    from inpaintlab.train import make_trainer
 
     module, cfg = module_for(compose_cfg, "optim.ema_decay=0.5")
     recorder = RunRecorder()
