@@ -39,6 +39,7 @@ from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
 from inpaintlab.module import load_generator
 from inpaintlab.utils import (
     UserError,
+    atomic_write_bytes,
     atomic_write_json,
     available_cpus,
     user_errors_as_one_line,
@@ -200,10 +201,7 @@ def main(cfg: DictConfig) -> None:
     result = evaluate(cfg.evaluate, Path(cfg.data.prepared_dir))
     metrics_path, samples_path = Path(cfg.evaluate.metrics_path), Path(cfg.evaluate.samples_path)
     atomic_write_json(metrics_path, result["metrics"])
-    samples_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = samples_path.with_name(f".{samples_path.stem}.tmp.png")
-    cv2.imwrite(str(tmp), result["grid"][..., ::-1])
-    tmp.replace(samples_path)
+    atomic_write_bytes(samples_path, cv2.imencode(".png", result["grid"][..., ::-1])[1].tobytes())
     log_to_training_run(
         result["run_id"],
         result["metrics"],

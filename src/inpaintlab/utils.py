@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -14,7 +15,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -101,7 +102,7 @@ def temp_name(path: str | Path, tag: str = "tmp") -> Path:
 
 def write_temp(path: str | Path, data: bytes | str) -> Path:
     """Write data to a unique temp file beside path (created with open(): it follows the umask,
-    unlike mkstemp's 0600), flushed to disk; returns the temp file for os.replace."""
+    unlike mkstemp's 0600), flushed to disk; returns the temp file, for a later os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
@@ -117,14 +118,33 @@ def write_temp(path: str | Path, data: bytes | str) -> Path:
     return tmp
 
 
-def atomic_write_bytes(path: str | Path, data: bytes | str) -> None:
-    """Write a file so readers see the old or the new content, never half of it."""
-    tmp = write_temp(path, data)
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file to write path's new content into: a unique temp file beside path (created
+    with open(), so it follows the umask), flushed to disk and renamed over path when the block
+    ends, removed when it fails. Readers see the old file or the new one, never half of one.
+
+        with atomic_file("out.png") as handle:
+            image.save(handle, format="PNG")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
     try:
+        with open(tmp, "xb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | str) -> None:
+    """Write a file so readers see the old or the new content, never half of it."""
+    with atomic_file(path) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -178,6 +198,26 @@ def fresh_temp_dir(final_dir: Path) -> Path:
     tmp = final_dir.with_name(f"{final_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
     tmp.mkdir(parents=True)
     return tmp
+
+
+@contextlib.contextmanager
+def atomic_dir(final_dir: str | Path, keep_failed: bool = False) -> Iterator[Path]:
+    """A fresh temp folder to build final_dir's new content in (fresh_temp_dir); when the block
+    ends it replaces final_dir whole (replace_dir), when it fails it is removed, or kept for a
+    look with keep_failed (a later writer's remove_stale_temps clears it).
+
+        with atomic_dir("models/export") as tmp:
+            write(tmp / "model.onnx")
+    """
+    final_dir = Path(final_dir)
+    tmp = fresh_temp_dir(final_dir)
+    try:
+        yield tmp
+    except BaseException:
+        if not keep_failed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, final_dir)
 
 
 # --- locks and process identity ------------------------------------------------------------------

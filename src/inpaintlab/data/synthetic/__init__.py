@@ -20,13 +20,13 @@ from `palette.py`, noise and compositing from `noise.py`); this module is the pu
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from inpaintlab.data.synthetic.scene import render
+from inpaintlab.utils import atomic_file
 
 __all__ = ["image_seed", "render_landscape", "write_dataset"]
 
@@ -81,13 +81,9 @@ def write_dataset(
     for i in tqdm(range(count), desc="synth", unit="img", disable=not progress):
         arr = render_landscape(image_seed(seed, i), size)
         path = out / FILE_PATTERN.format(i)
-        tmp = out / f".{path.name}.{os.getpid()}.tmp"
-        try:
+        with atomic_file(path) as handle:
             Image.fromarray(arr).save(
-                tmp, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL
+                handle, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL
             )
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         paths.append(path)
     return paths
