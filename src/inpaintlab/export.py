@@ -26,14 +26,10 @@ import torch
 from omegaconf import DictConfig
 
 from inpaintlab import metrics, tracking
+from inpaintlab.errors import UserError, stage
 from inpaintlab.evaluate import load_test_set
 from inpaintlab.module import load_generator
-from inpaintlab.utils import (
-    UserError,
-    atomic_dir,
-    atomic_write_json,
-    user_errors_as_one_line,
-)
+from inpaintlab.utils import atomic_dir, atomic_write_json
 
 if TYPE_CHECKING:
     from mlflow.models.signature import ModelSignature
@@ -341,7 +337,7 @@ def register_onnx(
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
-@user_errors_as_one_line
+@stage
 def main(cfg: DictConfig) -> None:
     summary = export(
         cfg.export,

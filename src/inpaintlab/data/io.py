@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from inpaintlab.errors import UserError, first_line
 from inpaintlab.utils import atomic_file
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -48,17 +49,13 @@ _SAVE_FORMATS: dict[str, tuple[str, dict]] = {
 }
 SAVE_EXTENSIONS: frozenset[str] = frozenset(_SAVE_FORMATS)
 
-class ImageLoadError(ValueError):
+
+class ImageLoadError(UserError, ValueError):
     """One-line, user-facing reason an image (or mask) could not be read."""
 
 
-class ImageSaveError(ValueError):
+class ImageSaveError(UserError, ValueError):
     """One-line, user-facing reason an image could not be written."""
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def _rawmode(img: Image.Image) -> str:
@@ -94,11 +91,11 @@ def _open(path: Path) -> tuple[Image.Image, str]:
         if isinstance(err, UnidentifiedImageError):
             reason = "not an image in a known format"
         elif isinstance(err, Image.DecompressionBombError):
-            reason = f"too large ({_first_line(err)})"
+            reason = f"too large ({first_line(err)})"
         elif isinstance(err, PermissionError):
             reason = "permission denied"
         else:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ... on bad data
-            reason = f"truncated or corrupt ({_first_line(err)})"
+            reason = f"truncated or corrupt ({first_line(err)})"
         raise ImageLoadError(f"cannot read {path}: {reason}") from None
     if img.width == 0 or img.height == 0:
         img.close()
@@ -227,7 +224,7 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
             orientation = _orientation(img)
     except Exception as err:
         raise ImageLoadError(
-            f"cannot read {path}: cannot convert mode {img.mode} ({_first_line(err)})"
+            f"cannot read {path}: cannot convert mode {img.mode} ({first_line(err)})"
         ) from None
     finally:
         img.close()
@@ -280,7 +277,7 @@ def load_mask(path: str | os.PathLike, threshold: float = 0.5) -> tuple[np.ndarr
             orientation = _orientation(img)
     except Exception as err:
         raise ImageLoadError(
-            f"cannot read {path}: cannot convert mode {img.mode} ({_first_line(err)})"
+            f"cannot read {path}: cannot convert mode {img.mode} ({first_line(err)})"
         ) from None
     finally:
         img.close()
@@ -314,7 +311,7 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
         with atomic_file(path) as handle:
             Image.fromarray(array).save(handle, format=fmt, **options)
     except (OSError, ValueError, KeyError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else _first_line(err)
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else first_line(err)
         raise ImageSaveError(f"cannot write {path}: {reason}") from None
 
 
