@@ -57,7 +57,7 @@ from inpaintlab.prepare import (
     write_prepared_image,
     write_test_masks,
 )
-from inpaintlab.utils import atomic_write_json, fresh_temp_dir, replace_dir
+from inpaintlab.utils import atomic_dir, atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,36 +167,41 @@ def write_test_set(
     is replaced), the full-size sets test_<F>/ + masks_test_<F>.npz from `full_size`
     ({F: [(name, image)]}), + manifest.json listing each crop's source."""
     size = crops[0][1].shape[0]
-    tmp = fresh_temp_dir(out_dir)
-    (tmp / "test").mkdir()
-    for i, (crop, image) in enumerate(crops):
-        write_prepared_image(tmp / "test", i, crop.name, image)
-    write_test_masks(tmp, list(families), len(crops), size, mask_seed)
-    counts = {}
-    for full, images in (full_size or {}).items():
-        (tmp / f"test_{full}").mkdir()
-        for i, (name, image) in enumerate(images):
-            write_prepared_image(tmp / f"test_{full}", i, name, image)
-        if images:
-            write_test_masks(
-                tmp, list(families), len(images), full, mask_seed, f"masks_test_{full}.npz"
-            )
-        counts[str(full)] = len(images)
-    atomic_write_json(
-        tmp / "manifest.json",
-        {
-            "image_size": size,
-            "counts": {"test": len(crops)},
-            "full_size_counts": counts,
-            "eval_families": list(families),
-            "eval_mask_seed": mask_seed,
-            "crops": [
-                {"photo": c.photo, "scale": c.scale, "top": c.top, "left": c.left, "side": c.side}
-                for c, _ in crops
-            ],
-        },
-    )
-    replace_dir(tmp, out_dir)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "test").mkdir()
+        for i, (crop, image) in enumerate(crops):
+            write_prepared_image(tmp / "test", i, crop.name, image)
+        write_test_masks(tmp, list(families), len(crops), size, mask_seed)
+        counts = {}
+        for full, images in (full_size or {}).items():
+            (tmp / f"test_{full}").mkdir()
+            for i, (name, image) in enumerate(images):
+                write_prepared_image(tmp / f"test_{full}", i, name, image)
+            if images:
+                write_test_masks(
+                    tmp, list(families), len(images), full, mask_seed, f"masks_test_{full}.npz"
+                )
+            counts[str(full)] = len(images)
+        atomic_write_json(
+            tmp / "manifest.json",
+            {
+                "image_size": size,
+                "counts": {"test": len(crops)},
+                "full_size_counts": counts,
+                "eval_families": list(families),
+                "eval_mask_seed": mask_seed,
+                "crops": [
+                    {
+                        "photo": c.photo,
+                        "scale": c.scale,
+                        "top": c.top,
+                        "left": c.left,
+                        "side": c.side,
+                    }
+                    for c, _ in crops
+                ],
+            },
+        )
 
 
 def data_config(checkpoint: Path) -> dict:

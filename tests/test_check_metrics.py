@@ -75,6 +75,38 @@ def test_flatten_and_direction() -> None:
     assert direction("model.confidence") == 0  # "fid" only as a whole word
 
 
+def test_directions_come_from_the_table_not_from_words() -> None:
+    """Every metric the pipeline writes has an explicit direction; a name that merely contains
+    a word like 'loss' or 'psnr' is not guessed."""
+    import torch
+
+    from inpaintlab.metric_names import DIRECTIONS, INFORMATIONAL, METRIC_NAMES
+    from inpaintlab.metrics import image_metrics
+
+    image = torch.rand(1, 3, 16, 16)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    assert tuple(image_metrics(image, image, mask)) == METRIC_NAMES
+    assert set(METRIC_NAMES) <= set(DIRECTIONS) and {"n", "ms"} <= INFORMATIONAL
+    assert direction("model.box.psnr") == 0 and direction("model.box.my_loss") == 0
+    assert direction("final.val_psnr") == 1 and direction("final.train_loss") == -1
+
+
+def test_unknown_metrics_are_shown_with_a_note_and_never_gated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = copy.deepcopy(BASE)
+    base["model"]["box"]["lpips"] = 0.20
+    current = copy.deepcopy(base)
+    current["model"]["box"]["lpips"] = 0.90  # worse, were it known to be lower-is-better
+    base_file = _write(tmp_path / "baseline.json", base)
+    code = main(["--baseline", base_file, "--current", _write(tmp_path / "c.json", current)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "note: not gated, no direction in inpaintlab/metric_names.py: lpips" in out
+    assert "model.box.lpips" in out and "info" in out
+
+
 def test_equal_files_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _gate(tmp_path, capsys, BASE)
     assert code == 0

@@ -88,3 +88,11 @@ def test_the_closure_follows_lazy_and_package_imports(tmp_path):
     names = {str(p.relative_to(SRC)) for p in closure}
     assert "inpaintlab/inference/runtime.py" in names
     assert "inpaintlab/report.py" in names  # imported inside main()
+
+
+def test_prepare_depends_on_the_mask_family_files():
+    """prepare draws the val/test masks from conf/mask/family/ (data.masks.EVAL_FAMILIES), files
+    that are no stage's params: a changed family must re-run prepare."""
+    from inpaintlab.data import masks
+
+    assert covered(masks.FAMILY_DIR / "box.yaml", stage_deps("prepare"))

@@ -99,7 +99,7 @@ def test_a_crafted_checkpoint_is_refused_with_one_line_and_runs_nothing(tmp_path
         assert "\n" not in str(err.value)
     assert not files["marker"].exists()
 
-    # the stage apps: evaluate and export refuse it with one line and exit 1, nothing runs
+    # the stage apps: evaluate and export refuse it with one line and exit 2, nothing runs
     env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     for stage, name in (("evaluate", "pickled"), ("export", "target"), ("evaluate", "sneaky")):
         done = subprocess.run(
@@ -116,7 +116,7 @@ def test_a_crafted_checkpoint_is_refused_with_one_line_and_runs_nothing(tmp_path
             text=True,
             timeout=300,
         )
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == 2, done.stderr  # a UserError: nothing done
         assert "refusing" in one_error_line(done.stderr)
         assert not files["marker"].exists(), f"{stage} ran the crafted checkpoint's command"
 
@@ -212,7 +212,7 @@ def test_ranges_checked_by_the_classes_are_one_line_errors_before_anything_is_cr
             text=True,
             timeout=300,
         )
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == 2, done.stderr  # a UserError: nothing done
         assert message in one_error_line(done.stderr)
         assert sorted(p.name for p in project.iterdir()) == ["hy"], list(project.iterdir())
         assert not (project / "mlflow.db").exists() and not (project / "logs").exists()
@@ -266,7 +266,7 @@ def test_a_second_prepare_stops_with_one_line_and_concurrent_ones_stay_consisten
             text=True,
             timeout=300,
         )
-        assert done.returncode == 1
+        assert done.returncode == 2  # a UserError: nothing done
         line = one_error_line(done.stderr)
         assert "another prepare is writing data/prepared" in line and f"pid {holder.pid}" in line
         assert not (project / "data/prepared").exists()

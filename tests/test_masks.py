@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
 
 from inpaintlab.data.masks import (
     EVAL_FAMILIES,
@@ -19,25 +19,23 @@ from inpaintlab.data.masks import (
     OutpaintMask,
     StrokeMask,
     area_bin,
+    family,
     make_masks,
     mask_area,
-    medium_strokes,
-    thick_strokes,
-    thin_strokes,
 )
 
-MASK_CONF = Path(__file__).resolve().parents[1] / "conf" / "mask"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 SIZES = [(32, 32), (64, 64), (256, 256), (48, 80)]
 GENERATORS = {
     "box": BoxMask(),
     "box3": BoxMask(min_size=0.1, max_size=0.5, max_boxes=3),
-    "thin": thin_strokes(),
-    "medium": medium_strokes(),
-    "thick": thick_strokes(),
+    "thin": family("strokes_thin"),
+    "medium": family("strokes_medium"),
+    "thick": family("strokes_thick"),
     "outpaint": OutpaintMask(),
     "outpaint4": OutpaintMask(max_sides=4),
     "fixed": FixedOutpaintMask(),
-    "mixed": MixedMask({"a": BoxMask(), "b": thin_strokes()}, {"a": 1, "b": 1}),
+    "mixed": MixedMask({"a": BoxMask(), "b": family("strokes_thin")}, {"a": 1, "b": 1}),
     "limited": AreaLimit(OutpaintMask(max_sides=4)),
 }
 
@@ -174,14 +172,14 @@ def test_stroke_presets_ordered_thin_medium_thick() -> None:
         return float(make_masks(generator, 50, 128, 128, seed=5).mean())
 
     thin, medium, thick = (
-        mean_area(thin_strokes()),
-        mean_area(medium_strokes()),
-        mean_area(thick_strokes()),
+        mean_area(family("strokes_thin")),
+        mean_area(family("strokes_medium")),
+        mean_area(family("strokes_thick")),
     )
     assert 0.02 < thin < medium < thick < 0.6
-    assert thin_strokes().max_width <= medium_strokes().min_width
-    assert medium_strokes().max_width <= thick_strokes().min_width
-    assert thin_strokes().max_strokes > thick_strokes().max_strokes
+    assert family("strokes_thin").max_width <= family("strokes_medium").min_width
+    assert family("strokes_medium").max_width <= family("strokes_thick").min_width
+    assert family("strokes_thin").max_strokes > family("strokes_thick").max_strokes
 
 
 def test_stroke_width_scales_with_image_and_is_at_least_one_pixel() -> None:
@@ -247,7 +245,7 @@ def test_area_limit_trims_too_large_mask_into_band() -> None:
 
 def test_mixed_frequencies_match_weights() -> None:
     mixed = MixedMask(
-        {"box": BoxMask(), "out": FixedOutpaintMask(), "thin": thin_strokes()},
+        {"box": BoxMask(), "out": FixedOutpaintMask(), "thin": family("strokes_thin")},
         {"box": 2.0, "out": 1.0, "thin": 1.0},
     )
     generator = rng(123)
@@ -335,8 +333,10 @@ def test_mask_area_and_area_bin() -> None:
         area_bin(1.5)
 
 
-def _load(name: str):
-    return hydra.utils.instantiate(OmegaConf.load(MASK_CONF / f"{name}.yaml"))
+def _load(name: str, *overrides: str):
+    """The training sampler `mask=name` as the stage apps compose it."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return hydra.utils.instantiate(compose("config", [f"mask={name}", *overrides]).mask)
 
 
 @pytest.mark.parametrize("name", ["mixed", "box", "irregular", "outpaint"])
@@ -350,7 +350,8 @@ def test_mask_configs_instantiate_and_draw_valid_masks(name: str) -> None:
             assert 0.01 <= mask_area(mask) <= 0.6
 
 
-def test_mixed_config_families_and_presets_agree() -> None:
+def test_mask_families_are_defined_once_for_training_and_evaluation() -> None:
+    """The training samplers compose the family files that EVAL_FAMILIES is built from."""
     sampler = _load("mixed")
     mixed = sampler.generator
     assert isinstance(mixed, MixedMask) and type(mixed.generators) is dict
@@ -362,15 +363,28 @@ def test_mixed_config_families_and_presets_agree() -> None:
         "outpaint",
     }
     assert sum(mixed.weights.values()) == pytest.approx(1.0)
-    assert mixed.generators["irregular_thin"] == thin_strokes()
-    assert mixed.generators["irregular_medium"] == medium_strokes()
-    assert mixed.generators["irregular_thick"] == thick_strokes()
-    irregular = _load("irregular").generator.generators
-    assert irregular == {
-        "thin": thin_strokes(),
-        "medium": medium_strokes(),
-        "thick": thick_strokes(),
-    }
+    for width in ("thin", "medium", "thick"):
+        stroke = family(f"strokes_{width}")
+        assert mixed.generators[f"irregular_{width}"] == stroke
+        assert EVAL_FAMILIES[f"irregular_{width}"].generator == stroke
+        assert EVAL_FAMILIES["irregular"].generator.generators[width] == stroke
+    assert mixed.generators["outpaint"] == family("outpaint") == EVAL_FAMILIES["outpaint"].generator
+    assert mixed.generators["box"] == family("boxes") == _load("box").generator
+    assert EVAL_FAMILIES["box"].generator == family("box")
+    irregular = _load("irregular")
+    assert irregular == EVAL_FAMILIES["irregular"]  # the same sampler (area limit included)
+    assert all(f.min_area == sampler.min_area == 0.01 for f in EVAL_FAMILIES.values())
+    assert all(f.max_area == sampler.max_area == 0.6 for f in EVAL_FAMILIES.values())
+    with pytest.raises(ValueError, match="unknown mask family 'nope'"):
+        family("nope")
     generator = rng(0)
     families = Counter(sampler.sample(generator, 32, 32)[0] for _ in range(400))
     assert set(families) == set(mixed.generators)
+
+
+def test_family_numbers_are_overridden_as_before() -> None:
+    mixed = _load("mixed", "mask.generator.generators.irregular_thin.max_strokes=20").generator
+    assert mixed.generators["irregular_thin"].max_strokes == 20
+    assert mixed.generators["irregular_medium"] == family("strokes_medium")
+    strokes = _load("irregular", "mask.generator.generators.thick.max_width=0.3").generator
+    assert strokes.generators["thick"].max_width == 0.3

@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from inpaintlab import predict
 from inpaintlab.data.io import load_rgb, save_image
+from inpaintlab.inference import Model, Runner, inpaint, load_model, outpaint
+from inpaintlab.inference.regions import parse_extend, resolve_extend
 from inpaintlab.inference.strategy import working_scale
-from inpaintlab.predict import inpaint, load_model, main, outpaint
+from inpaintlab.predict import main
 
 TRAIN_SIZE = 64
 MAGENTA = np.array([255, 0, 255], dtype=np.uint8)  # the sigmoid head never generates exactly this
@@ -77,14 +78,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def onnx_model(models: dict[str, Path]) -> predict.Model:
+def onnx_model(models: dict[str, Path]) -> Model:
     return load_model(models["onnx"])
 
 
 class Recorder:
     """Wraps a real model runner and records the input shapes it was called with."""
 
-    def __init__(self, run: predict.Runner) -> None:
+    def __init__(self, run: Runner) -> None:
         self.run, self.shapes = run, []
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -199,7 +200,7 @@ def test_extend_grows_exactly_and_keeps_original(
     np.testing.assert_array_equal(result[top : top + 30, left : left + 40], image)
 
 
-def test_wide_extension_takes_several_steps(onnx_model: predict.Model) -> None:
+def test_wide_extension_takes_several_steps(onnx_model: Model) -> None:
     image = photo(40, 40)
     recorder = Recorder(onnx_model.run)
     result = outpaint(image, (0, 0, 60, 0), recorder, TRAIN_SIZE)
@@ -213,7 +214,7 @@ def test_wide_extension_takes_several_steps(onnx_model: predict.Model) -> None:
     recorder.shapes.clear()
     assert outpaint(
         image,
-        predict.resolve_extend(predict.parse_extend("0,0,150%,0"), 40, 40),
+        resolve_extend(parse_extend("0,0,150%,0"), 40, 40),
         recorder,
         TRAIN_SIZE,
     ).shape == (40, 100, 3)
@@ -249,7 +250,7 @@ def test_large_image_small_hole_runs_locally(
     np.testing.assert_array_equal(out[~mask], image[~mask])
 
 
-def test_large_thin_and_scattered_holes_stay_full_resolution(onnx_model: predict.Model) -> None:
+def test_large_thin_and_scattered_holes_stay_full_resolution(onnx_model: Model) -> None:
     image = photo(300, 500)
     mask = np.zeros((300, 500), bool)
     mask[10:14, 20:480] = True  # a long scratch, 4 px thick
@@ -266,7 +267,7 @@ def test_large_thin_and_scattered_holes_stay_full_resolution(onnx_model: predict
     assert not (result[mask] == MAGENTA).all(axis=1).any()  # every masked pixel was generated
 
 
-def test_large_hole_is_downscaled_and_fully_generated(onnx_model: predict.Model) -> None:
+def test_large_hole_is_downscaled_and_fully_generated(onnx_model: Model) -> None:
     image = photo(400, 400)
     mask = np.zeros((400, 400), bool)
     mask[100:300, 120:320] = True  # reach 100 > S/2 = 32: run at lower resolution
@@ -283,7 +284,7 @@ def test_large_hole_is_downscaled_and_fully_generated(onnx_model: predict.Model)
     assert not (result[mask] == MAGENTA).all(axis=1).any()
 
 
-def test_a_window_that_fits_runs_whole_at_full_resolution(onnx_model: predict.Model) -> None:
+def test_a_window_that_fits_runs_whole_at_full_resolution(onnx_model: Model) -> None:
     """The default: a large hole in a 400 x 400 photo is one model call on the whole window,
     at the photo's own resolution (the model's fill solves the whole hole at once)."""
     image = photo(400, 400)
@@ -495,9 +496,7 @@ def test_existing_output_needs_overwrite(scene: Path, models: dict, capsys) -> N
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
+    assert main(argv) == 2  # argparse's exit, returned like every other exit code
     assert "Traceback" not in capsys.readouterr().err
 
 

@@ -259,7 +259,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, setup, override, message):
         [override] if override else []
     )
     result = run_stage(tmp_path, *args)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a UserError: nothing done (errors.py)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr

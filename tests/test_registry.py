@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from inpaintlab import tracking
 from inpaintlab.export import export_onnx, onnx_signature, register_onnx, registry_example
@@ -59,7 +58,9 @@ def test_input_example_is_a_small_crop_with_a_hole():
     assert small["image"].shape == (1, 3, 32, 32)
 
 
-def test_register_logs_into_the_training_run_and_the_version_predicts(tmp_path, onnx_path):
+def test_register_logs_into_the_training_run_and_the_version_predicts(
+    tmp_path, onnx_path, monkeypatch
+):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     experiment_id = tracking.ensure_experiment("inpaintlab", uri, root=tmp_path)
     client = MlflowClient(tracking_uri=uri)
@@ -67,7 +68,7 @@ def test_register_logs_into_the_training_run_and_the_version_predicts(tmp_path, 
     client.set_terminated(run.info.run_id)
     ended = client.get_run(run.info.run_id).info.end_time
     env_before = os.environ.get("MLFLOW_TRACKING_URI")
-    uri_before = tracking_utils._tracking_uri
+    uri_before = mlflow.get_tracking_uri()
     example = {
         "image": np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32),
         "mask": np.zeros((1, 1, 16, 16), np.float32),
@@ -81,7 +82,7 @@ def test_register_logs_into_the_training_run_and_the_version_predicts(tmp_path, 
     assert version == "1"
     # the process's MLflow settings are as they were (set_tracking_uri also exports the variable)
     assert os.environ.get("MLFLOW_TRACKING_URI") == env_before
-    assert tracking_utils._tracking_uri == uri_before
+    assert mlflow.get_tracking_uri() == uri_before
     [found] = client.search_model_versions("name='inpaintlab'")
     assert found.run_id == run.info.run_id and str(found.version) == "1"
     after = client.get_run(run.info.run_id)  # linked, not reopened
@@ -91,10 +92,10 @@ def test_register_logs_into_the_training_run_and_the_version_predicts(tmp_path, 
     logged = client.get_logged_model(output.model_id)
     assert logged.source_run_id == run.info.run_id and logged.experiment_id == experiment_id
 
-    with tracking_utils._use_tracking_uri(uri):
-        model = mlflow.pyfunc.load_model("models:/inpaintlab/1")
-        stored = model.input_example
-        output = model.predict(stored)["output"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    model = mlflow.pyfunc.load_model("models:/inpaintlab/1")
+    stored = model.input_example
+    output = model.predict(stored)["output"]
     np.testing.assert_array_equal(stored["image"], example["image"])
     expected = example["image"] * (1 - example["mask"]) + 0.5 * example["mask"]
     np.testing.assert_allclose(output, expected, atol=1e-6)

@@ -28,8 +28,10 @@ from PIL import Image
 from serve_helpers import photo, running_server, tiny_onnx
 
 from inpaintlab.data.io import save_image
-from inpaintlab.predict import inpaint, load_model, outpaint, parse_extend, resolve_extend
-from inpaintlab.serve.app import bind_notice, create_app, main
+from inpaintlab.inference import inpaint, load_model, outpaint
+from inpaintlab.inference.regions import parse_extend, resolve_extend
+from inpaintlab.serve.app import create_app
+from inpaintlab.serve.command import bind_notice, main
 from inpaintlab.serve.engine import Limits
 
 MAX_PIXELS = 120_000
@@ -373,6 +375,7 @@ def test_serve_does_not_import_torch(model_path):
     code = (
         "import sys\n"
         "from inpaintlab.serve.app import create_app\n"
+        "from inpaintlab.serve.command import main\n"
         "from inpaintlab.serve.engine import Upload, fill, load_model\n"
         "from inpaintlab.serve.samples import sample_png\n"
         f"model = load_model({str(model_path)!r})\n"
@@ -388,7 +391,7 @@ def test_serve_does_not_import_torch(model_path):
 def test_cli_lists_and_delegates_serve():
     from inpaintlab import cli
 
-    assert cli.DELEGATES["serve"] == "inpaintlab.serve.app"
+    assert cli.DELEGATES["serve"] == "inpaintlab.serve.command"
     done = subprocess.run(
         [str(BIN / "inpaintlab"), "serve", "--help"], capture_output=True, text=True, check=True
     )

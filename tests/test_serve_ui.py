@@ -25,7 +25,7 @@ from serve_helpers import photo, running_server, tiny_onnx
 from test_ui import browser_missing, chromium
 
 from inpaintlab.data.io import save_image
-from inpaintlab.predict import load_model
+from inpaintlab.inference import load_model
 from inpaintlab.serve.app import create_app
 
 pytestmark = pytest.mark.slow

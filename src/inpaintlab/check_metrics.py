@@ -2,9 +2,12 @@
 
 `dvc metrics diff` shows what moved but always exits 0; this compares two JSON metric files
 (e.g. the committed `metrics/eval.json` and a fresh one) and exits non-zero when a gated metric got
-worse by more than the tolerance. Kept free of torch and numpy so CI pays no import cost.
+worse by more than the tolerance. Which metrics count and which way is better is the table in
+metric_names.py, not a guess from the name. Kept free of torch and numpy so CI pays no import
+cost.
 
-Exit codes: 0 no regression, 1 regression, 2 usage error (bad arguments, unreadable file).
+Exit codes (errors.py, as every command): 0 no regression, 1 regression, 2 bad arguments or an
+unreadable file.
 """
 
 from __future__ import annotations
@@ -13,47 +16,49 @@ import argparse
 import json
 import math
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "accuracy"})
-LOWER_IS_BETTER = frozenset({"l1", "l2", "loss", "mse", "rmse", "mae", "lpips", "fid"})
+from inpaintlab.errors import EXIT_FAILED, EXIT_OK, UserError, command
+from inpaintlab.metric_names import DIRECTIONS, HIGHER, INFORMATIONAL, LOWER
+
 DEFAULT_REL_TOLERANCE = 0.01
 GATED_PREFIX = "model"
 MOVE_EPSILON = 1e-12  # smaller changes are float noise, not movement
+EXIT_REGRESSION = EXIT_FAILED
 
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 
-DESCRIPTION = """\
+def _names(direction: int) -> str:
+    return ", ".join(name for name, d in DIRECTIONS.items() if d == direction)
+
+
+DESCRIPTION = f"""\
 Compare two JSON metric files and fail (exit 1) when a gated metric got worse beyond tolerance.
 
 Nested objects are flattened to dotted keys (model.box.psnr_masked); only numeric leaves count.
-Direction comes from the words of the leaf name (split on '_', '-' and other separators):
-  higher is better: psnr, ssim, accuracy
-  lower is better:  l1, l2, loss, mse, rmse, mae, lpips, fid
-  anything else (e.g. n, the image count) is informational: shown when it changes, never fails;
-  a changed 'n' prints a warning because it means a different test set.
-By default only keys under 'model' and 'full_size.<size>.model' are gated (the classical baselines
-are context); --all gates
-every metric. A gated metric missing from --current, or NaN there, is a regression.
+Which way is better comes from the metric's name (the leaf of its key), by an explicit table
+(inpaintlab/metric_names.py):
+  higher is better: {_names(HIGHER)}
+  lower is better:  {_names(LOWER)}
+  informational:    {", ".join(sorted(INFORMATIONAL))} (shown when they change, never fail;
+                    a changed 'n' prints a warning because it means a different test set)
+A metric name outside the table is shown when it changes and never gated (a note lists them).
+By default only keys under 'model' and 'full_size.<size>.model' are gated (the classical
+baselines are context); --all gates every metric of the table. A gated metric missing from
+--current, or NaN there, is a regression.
 
 Tolerance: a metric fails when it worsens by more than
     allowed = max(TOLERANCE * |baseline value|, ABS_TOLERANCE)
 TOLERANCE is relative, so one number works for dB and for fractions alike (0.01 allows
 0.25 dB on 25 dB PSNR, 0.009 on 0.9 SSIM). ABS_TOLERANCE is a floor in the metric's own
 units, for metrics whose baseline is near zero (l1). A bare number applies to every metric;
-NAME=VALUE applies to metrics whose leaf name has the word NAME and overrides the bare number
+NAME=VALUE applies to metrics whose name has the word NAME and overrides the bare number
 for them (repeatable; e.g. --abs-tolerance l1=0.001 --abs-tolerance psnr=0.2).
 
 Statuses: better, ok (worse within tolerance), WORSE, MISSING (gated, fails the gate),
 worse/missing (not gated), new, info (no direction). Exit: 0 pass, 1 regression, 2 usage error.
 """
-
-
-class UsageError(Exception):
-    """A problem with the inputs, not with the metrics: reported as one line, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -87,21 +92,23 @@ def flatten(data: object, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def _leaf(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
 def _words(key: str) -> list[str]:
-    leaf = key.rsplit(".", 1)[-1]
-    return [w for w in re.split(r"[^a-z0-9]+", leaf.lower()) if w]
+    return [w for w in re.split(r"[^a-z0-9]+", _leaf(key).lower()) if w]
 
 
 def direction(key: str) -> int:
-    """+1 higher is better, -1 lower is better, 0 informational (n, unknown or ambiguous).
+    """+1 higher is better, -1 lower is better, 0 informational or not in the table."""
+    return DIRECTIONS.get(_leaf(key), 0)
 
-    Whole words, not substrings, so `confidence` is not mistaken for `fid`.
-    """
-    words = set(_words(key))
-    higher, lower = bool(words & HIGHER_IS_BETTER), bool(words & LOWER_IS_BETTER)
-    if higher == lower:
-        return 0
-    return 1 if higher else -1
+
+def unknown_names(keys: Sequence[str], gate_all: bool) -> list[str]:
+    """Metric names in the gated part of a file that the table does not know (never gated)."""
+    names = {_leaf(k) for k in keys if is_gated(k, gate_all)}
+    return sorted(names - set(DIRECTIONS) - INFORMATIONAL)
 
 
 # the model's own numbers: at the training size, and at each full size (what predict gives users)
@@ -122,7 +129,7 @@ def parse_abs_tolerances(values: Sequence[str]) -> tuple[float, dict[str, float]
         if sep:
             word = name.strip().lower()
             if not word:
-                raise UsageError(f"--abs-tolerance {raw!r}: expected VALUE or NAME=VALUE")
+                raise UserError(f"--abs-tolerance {raw!r}: expected VALUE or NAME=VALUE")
             by_word[word] = value
         else:
             default = value
@@ -133,9 +140,9 @@ def _non_negative(text: str, option: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"{option} {text!r}: not a number") from None
+        raise UserError(f"{option} {text!r}: not a number") from None
     if not math.isfinite(value) or value < 0:
-        raise UsageError(f"{option} {text!r}: must be a finite number >= 0")
+        raise UserError(f"{option} {text!r}: must be a finite number >= 0")
     return value
 
 
@@ -228,7 +235,7 @@ def format_rows(rows: Sequence[Row]) -> str:
 
 def _n_warnings(rows: Sequence[Row], gate_all: bool) -> Iterator[str]:
     for r in rows:
-        if _words(r.key) == ["n"] and r.status == "info" and is_gated(r.key, gate_all):
+        if _leaf(r.key) == "n" and r.status == "info" and is_gated(r.key, gate_all):
             yield (
                 f"warning: {r.key} changed {_fmt(r.baseline)} -> {_fmt(r.current)}: "
                 "a different test set, the comparison is not like for like"
@@ -252,16 +259,16 @@ def _regression_lines(rows: Sequence[Row]) -> Iterator[str]:
 
 
 def load_metrics(path: str) -> dict[str, float]:
-    """Read and flatten one metric file; any problem becomes a one-line UsageError."""
+    """Read and flatten one metric file; any problem becomes a one-line UserError."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"cannot read metrics file {path!r}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read metrics file {path!r}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         msg = " ".join(str(exc).split())
-        raise UsageError(f"metrics file {path!r} is not valid JSON: {msg}") from None
+        raise UserError(f"metrics file {path!r} is not valid JSON: {msg}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"metrics file {path!r}: expected a JSON object at the top level")
+        raise UserError(f"metrics file {path!r}: expected a JSON object at the top level")
     return flatten(data)
 
 
@@ -306,9 +313,12 @@ def run(args: argparse.Namespace) -> int:
     gated_in_baseline = [k for k in baseline if is_gated(k, args.gate_all) and direction(k) != 0]
     if not gated_in_baseline:
         scope = "any metric" if args.gate_all else f"'{GATED_PREFIX}' metrics"
-        raise UsageError(
+        raise UserError(
             f"baseline {args.baseline!r} has no {scope} with a known direction: nothing to gate"
         )
+    unknown = unknown_names(list(baseline), args.gate_all)
+    if unknown:
+        print(f"note: not gated, no direction in inpaintlab/metric_names.py: {', '.join(unknown)}")
     rows = compare(
         baseline,
         current,
@@ -330,18 +340,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `inpaintlab check-metrics` and `python -m inpaintlab.check_metrics`."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or bad arguments (2); return, don't exit
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

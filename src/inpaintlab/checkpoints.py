@@ -12,7 +12,6 @@ own save goes through a temp file in /tmp and a copy, which is not atomic across
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from inpaintlab.utils import UserError, one_line, write_temp
+from inpaintlab.utils import UserError, atomic_file, one_line
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -51,14 +50,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def save_atomic(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
     """torch.save to a temp file beside path, fsync, rename over path."""
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    tmp = write_temp(path, buffer.getvalue())
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        torch.save(checkpoint, handle)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -8,12 +8,14 @@ import importlib
 import sys
 from pathlib import Path
 
+from inpaintlab.errors import EXIT_USAGE, UserError, command
+
 # subcommand -> module whose main(argv) -> int handles it
 DELEGATES = {
     "predict": "inpaintlab.predict",
     "check-metrics": "inpaintlab.check_metrics",
     "report": "inpaintlab.report",
-    "serve": "inpaintlab.serve.app",
+    "serve": "inpaintlab.serve.command",
 }
 
 USAGE = """usage: inpaintlab <command> [options]
@@ -29,6 +31,7 @@ commands:
 `inpaintlab <command> --help` for a command's options."""
 
 
+@command
 def data_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="inpaintlab data")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -54,10 +57,7 @@ def data_main(argv: list[str]) -> int:
             print(f"note: missing {line}", file=sys.stderr)
         written = copy_photos(Path(args.out), not args.colour_only)
         if not written:
-            print(
-                "error: no bundled photos found (scikit-image is not installed?)", file=sys.stderr
-            )
-            return 2
+            raise UserError("no bundled photos found (scikit-image is not installed?)")
         print(f"copied {len(written)} photos to {args.out}")
         return 0
 
@@ -68,29 +68,30 @@ def data_main(argv: list[str]) -> int:
             args.out, count=args.count, size=args.size, seed=args.seed, progress=not args.quiet
         )
     except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise UserError(str(err)) from None
     print(f"wrote {len(paths)} images of {args.size}x{args.size} to {args.out}")
     return 0
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
+    """`inpaintlab`: the subcommand's exit code (errors.py: the policy of every command)."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "data":
+        return 0 if argv else EXIT_USAGE
+    name, rest = argv[0], argv[1:]
+    if name == "data":
         return data_main(rest)
-    if command in ("-V", "--version"):
+    if name in ("-V", "--version"):
         from inpaintlab import __version__
 
         print(f"inpaintlab {__version__}")
         return 0
-    if command not in DELEGATES:
-        print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
-    return int(importlib.import_module(DELEGATES[command]).main(rest) or 0)
+    if name not in DELEGATES:
+        print(f"error: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
+        return EXIT_USAGE
+    return int(importlib.import_module(DELEGATES[name]).main(rest) or 0)
 
 
 if __name__ == "__main__":

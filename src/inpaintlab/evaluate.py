@@ -28,21 +28,17 @@ from inpaintlab import tracking
 from inpaintlab.baselines import classical_inpaint_many
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
 from inpaintlab.data.masks import area_bin, mask_area
+from inpaintlab.errors import UserError, stage
 from inpaintlab.full_size import (
     as_tensor,
     evaluate_full_size,
     has_full_size_set,
     sample_columns,
 )
-from inpaintlab.inference import ModelError, PredictError, load_model
+from inpaintlab.inference import load_model
 from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
 from inpaintlab.module import load_generator
-from inpaintlab.utils import (
-    UserError,
-    atomic_write_json,
-    available_cpus,
-    user_errors_as_one_line,
-)
+from inpaintlab.utils import atomic_write_bytes, atomic_write_json, available_cpus
 from inpaintlab.visualize import masked_view, sample_grid, to_uint8
 
 log = logging.getLogger(__name__)
@@ -143,8 +139,8 @@ def evaluate(cfg: DictConfig, prepared_dir: Path) -> dict:
     if sizes:
         try:
             model = load_model(Path(full.model))
-        except (ModelError, PredictError) as err:
-            raise UserError(f"{err} (the export stage writes it)") from None
+        except UserError as err:  # missing or broken: ModelError keeps its exit code
+            raise type(err)(f"{err} (the export stage writes it)") from None
         sections, largest = evaluate_full_size(
             model,
             prepared_dir,
@@ -195,15 +191,12 @@ def log_to_training_run(run_id: str | None, metrics: dict, files: list[Path], ur
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
-@user_errors_as_one_line
+@stage
 def main(cfg: DictConfig) -> None:
     result = evaluate(cfg.evaluate, Path(cfg.data.prepared_dir))
     metrics_path, samples_path = Path(cfg.evaluate.metrics_path), Path(cfg.evaluate.samples_path)
     atomic_write_json(metrics_path, result["metrics"])
-    samples_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = samples_path.with_name(f".{samples_path.stem}.tmp.png")
-    cv2.imwrite(str(tmp), result["grid"][..., ::-1])
-    tmp.replace(samples_path)
+    atomic_write_bytes(samples_path, cv2.imencode(".png", result["grid"][..., ::-1])[1].tobytes())
     log_to_training_run(
         result["run_id"],
         result["metrics"],

@@ -26,15 +26,10 @@ import torch
 from omegaconf import DictConfig
 
 from inpaintlab import metrics, tracking
+from inpaintlab.errors import UserError, stage
 from inpaintlab.evaluate import load_test_set
 from inpaintlab.module import load_generator
-from inpaintlab.utils import (
-    UserError,
-    atomic_write_json,
-    fresh_temp_dir,
-    replace_dir,
-    user_errors_as_one_line,
-)
+from inpaintlab.utils import atomic_dir, atomic_write_json
 
 if TYPE_CHECKING:
     from mlflow.models.signature import ModelSignature
@@ -203,27 +198,26 @@ def export(cfg: DictConfig, prepared_dir: Path, image_size: int, uri: str | None
     }
 
     out_dir = Path(cfg.out_dir)
-    tmp = fresh_temp_dir(out_dir)
-    export_onnx(generator, tmp / "model.onnx", example, cfg.opset, metadata)
-    export_torchscript(generator, tmp / "model.pt", example, metadata)
-    parity = check_parity(generator, tmp / "model.onnx", tmp / "model.pt", images, masks)
-    worst = max(parity.values())
-    if worst >= cfg.parity_tolerance:
-        raise UserError(
-            f"export parity {parity} exceeds export.parity_tolerance={cfg.parity_tolerance}; "
-            f"exported files left in {tmp}"
-        )
-    summary = {
-        "image_size": image_size,
-        "model": model_name,
-        "opset": cfg.opset,
-        "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
-    }
-    if cfg.get("int8", False):
-        export_int8(tmp / "model.onnx", tmp / "model.int8.onnx", images, masks)
-        summary["int8"] = int8_report(generator, tmp / "model.int8.onnx", images, masks)
-    atomic_write_json(tmp / "export.json", summary)
-    replace_dir(tmp, out_dir)
+    with atomic_dir(out_dir, keep_failed=True) as tmp:  # a failed export is kept for a look
+        export_onnx(generator, tmp / "model.onnx", example, cfg.opset, metadata)
+        export_torchscript(generator, tmp / "model.pt", example, metadata)
+        parity = check_parity(generator, tmp / "model.onnx", tmp / "model.pt", images, masks)
+        worst = max(parity.values())
+        if worst >= cfg.parity_tolerance:
+            raise UserError(
+                f"export parity {parity} exceeds export.parity_tolerance={cfg.parity_tolerance}; "
+                f"exported files left in {tmp}"
+            )
+        summary = {
+            "image_size": image_size,
+            "model": model_name,
+            "opset": cfg.opset,
+            "parity": {k: float(f"{v:.3g}") for k, v in parity.items()},
+        }
+        if cfg.get("int8", False):
+            export_int8(tmp / "model.onnx", tmp / "model.int8.onnx", images, masks)
+            summary["int8"] = int8_report(generator, tmp / "model.int8.onnx", images, masks)
+        atomic_write_json(tmp / "export.json", summary)
     if cfg.get("register", False) and uri:
         version = register_onnx(
             out_dir / "model.onnx",
@@ -269,21 +263,26 @@ def registry_example(
 
 @contextmanager
 def fluent_target(uri: str, experiment_id: str) -> Iterator[None]:
-    """Point MLflow's fluent API (which log_model uses) at `uri` and `experiment_id`, set explicitly
-    rather than read from the environment, and put the process's previous tracking URI, active
-    experiment and MLFLOW_* variables back afterwards (set_tracking_uri also exports the variable)."""
+    """Point MLflow's fluent API (which log_model uses) at `uri` and `experiment_id`, given
+    explicitly rather than read from the environment, through its public settings: the
+    MLFLOW_TRACKING_URI variable (or mlflow.set_tracking_uri, when a URI set that way would win
+    over the variable) and mlflow.set_experiment. The variables and a URI set with
+    mlflow.set_tracking_uri are put back afterwards; the active experiment stays (nothing else in
+    inpaintlab uses the fluent API: MlflowClient throughout)."""
     import mlflow
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
-    saved_experiment = fluent._active_experiment_id
+    saved_uri = mlflow.get_tracking_uri()
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    pinned = mlflow.get_tracking_uri() != uri  # set with mlflow.set_tracking_uri: it wins
     try:
-        with _use_tracking_uri(uri):
-            mlflow.set_experiment(experiment_id=experiment_id)
-            yield
+        if pinned:
+            mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment_id=experiment_id)
+        yield
     finally:
-        fluent._active_experiment_id = saved_experiment
+        if pinned:
+            mlflow.set_tracking_uri(saved_uri)
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -338,7 +337,7 @@ def register_onnx(
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
-@user_errors_as_one_line
+@stage
 def main(cfg: DictConfig) -> None:
     summary = export(
         cfg.export,

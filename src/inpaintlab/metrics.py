@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-METRIC_NAMES = ("psnr_masked", "ssim", "l1_masked", "accuracy")  # the keys of image_metrics
+from inpaintlab.metric_names import METRIC_NAMES as METRIC_NAMES  # the keys of image_metrics
+
 ACCURACY_THRESHOLD = 0.1  # a masked pixel is "right" when its largest channel error is <= 0.1
 
 

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from inpaintlab.errors import UserError, command
+
 PARAMS_FILE = Path("params.yaml")
 
 
@@ -33,6 +35,7 @@ def composed_text(overrides: list[str], root: Path = Path(".")) -> str:
         return out.read_text(encoding="utf-8")
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m inpaintlab.params", description=__doc__.split("\n")[0]
@@ -46,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text = composed_text(args.overrides)
     except Exception as err:  # Hydra's errors are user errors here: a bad override or config
-        print(f"error: cannot compose conf/: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+        raise UserError(f"cannot compose conf/: {str(err).splitlines()[0]}") from None
     current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
     if args.check:
         if current != text:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from inpaintlab.errors import UserError, command
+
 BASELINE_LABELS = {
     "telea": "Telea",
     "ns": "NS",
@@ -191,28 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `inpaintlab report` and `python -m inpaintlab.report`."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or bad arguments (2): return, don't exit
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = build_parser().parse_args(argv)
     try:
         text = Path(args.metrics).read_text(encoding="utf-8")
     except OSError as exc:
-        print(f"error: cannot read {args.metrics!r}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"cannot read {args.metrics!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        print(f"error: {args.metrics!r} is not UTF-8 text", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"{args.metrics!r} is not UTF-8 text") from None
     try:
         table = format_table(json.loads(text))
     except (ValueError, RecursionError) as exc:  # invalid JSON, or not an eval metrics file
-        msg = " ".join(str(exc).split())
-        print(f"error: {args.metrics!r}: {msg}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UserError(f"{args.metrics!r}: {' '.join(str(exc).split())}") from None
     print(table)
-    return EXIT_OK
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,87 +1,28 @@
-"""Small shared pieces: user-facing errors, atomic writes, locks, process identity."""
+"""Small shared pieces: atomic writes, locks, process identity (errors: errors.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
-import functools
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
-import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+# The error type and the stage wrapper live in errors.py; stages import them from here too.
+from inpaintlab.errors import Interrupted as Interrupted
+from inpaintlab.errors import UserError as UserError
+from inpaintlab.errors import one_line as one_line
+from inpaintlab.errors import stage
+
 log = logging.getLogger("inpaintlab")
-
-
-class UserError(Exception):
-    """A mistake the user can fix (bad config value, missing input): printed as one line, exit 1."""
-
-
-class Interrupted(BaseException):
-    """A stage stopped by SIGINT/SIGTERM: its one-line message is printed and the process exits
-    with 128 + the signal number (130, 143). A BaseException, so `except Exception` lets it by."""
-
-    def __init__(self, message: str, signum: int = 2) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise Interrupted("interrupted by SIGTERM; outputs of this stage were not replaced", signum)
-
-
-def user_errors_as_one_line(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a stage's entry so a UserError prints `error: ...` and exits 1 instead of a traceback,
-    and an interrupt (Ctrl-C, SIGTERM) prints one line and exits 128 + signal. Training installs
-    its own handlers on top (it stops at a batch boundary and keeps a checkpoint)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        try:
-            return fn(*args, **kwargs)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(1)
-        except Interrupted as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(128 + err.signum)
-        except KeyboardInterrupt:
-            print("error: interrupted; outputs of this stage were not replaced", file=sys.stderr)
-            sys.exit(130)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-
-    return wrapper
-
-
-def one_line(err: BaseException) -> str:
-    """The innermost cause of an error as one line (Hydra wraps instantiation errors in
-    several lines: 'Error in call to target ...', the cause, 'full_key: ...')."""
-    inner = err
-    while inner.__cause__ is not None:
-        inner = inner.__cause__
-    text = " ".join(str(inner).split()) or type(inner).__name__
-    key = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in str(err).splitlines()
-            if line.startswith("full_key:")
-        ),
-        None,
-    )
-    return f"{key}: {text}" if key and key not in text else text
+user_errors_as_one_line = stage  # the name train.py and prepare.py know
 
 
 def available_cpus() -> int:
@@ -101,7 +42,7 @@ def temp_name(path: str | Path, tag: str = "tmp") -> Path:
 
 def write_temp(path: str | Path, data: bytes | str) -> Path:
     """Write data to a unique temp file beside path (created with open(): it follows the umask,
-    unlike mkstemp's 0600), flushed to disk; returns the temp file for os.replace."""
+    unlike mkstemp's 0600), flushed to disk; returns the temp file, for a later os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
@@ -117,14 +58,33 @@ def write_temp(path: str | Path, data: bytes | str) -> Path:
     return tmp
 
 
-def atomic_write_bytes(path: str | Path, data: bytes | str) -> None:
-    """Write a file so readers see the old or the new content, never half of it."""
-    tmp = write_temp(path, data)
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file to write path's new content into: a unique temp file beside path (created
+    with open(), so it follows the umask), flushed to disk and renamed over path when the block
+    ends, removed when it fails. Readers see the old file or the new one, never half of one.
+
+        with atomic_file("out.png") as handle:
+            image.save(handle, format="PNG")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
     try:
+        with open(tmp, "xb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | str) -> None:
+    """Write a file so readers see the old or the new content, never half of it."""
+    with atomic_file(path) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -178,6 +138,26 @@ def fresh_temp_dir(final_dir: Path) -> Path:
     tmp = final_dir.with_name(f"{final_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
     tmp.mkdir(parents=True)
     return tmp
+
+
+@contextlib.contextmanager
+def atomic_dir(final_dir: str | Path, keep_failed: bool = False) -> Iterator[Path]:
+    """A fresh temp folder to build final_dir's new content in (fresh_temp_dir); when the block
+    ends it replaces final_dir whole (replace_dir), when it fails it is removed, or kept for a
+    look with keep_failed (a later writer's remove_stale_temps clears it).
+
+        with atomic_dir("models/export") as tmp:
+            write(tmp / "model.onnx")
+    """
+    final_dir = Path(final_dir)
+    tmp = fresh_temp_dir(final_dir)
+    try:
+        yield tmp
+    except BaseException:
+        if not keep_failed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, final_dir)
 
 
 # --- locks and process identity ------------------------------------------------------------------

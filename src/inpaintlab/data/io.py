@@ -21,15 +21,16 @@ No torch here: `inpaintlab predict` imports this module and must start fast.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import secrets
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from inpaintlab.errors import UserError, first_line
+from inpaintlab.utils import atomic_file
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm"}
@@ -48,20 +49,13 @@ _SAVE_FORMATS: dict[str, tuple[str, dict]] = {
 }
 SAVE_EXTENSIONS: frozenset[str] = frozenset(_SAVE_FORMATS)
 
-_ORIENTATION_TAG = 0x0112
 
-
-class ImageLoadError(ValueError):
+class ImageLoadError(UserError, ValueError):
     """One-line, user-facing reason an image (or mask) could not be read."""
 
 
-class ImageSaveError(ValueError):
+class ImageSaveError(UserError, ValueError):
     """One-line, user-facing reason an image could not be written."""
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def _rawmode(img: Image.Image) -> str:
@@ -97,11 +91,11 @@ def _open(path: Path) -> tuple[Image.Image, str]:
         if isinstance(err, UnidentifiedImageError):
             reason = "not an image in a known format"
         elif isinstance(err, Image.DecompressionBombError):
-            reason = f"too large ({_first_line(err)})"
+            reason = f"too large ({first_line(err)})"
         elif isinstance(err, PermissionError):
             reason = "permission denied"
         else:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, ... on bad data
-            reason = f"truncated or corrupt ({_first_line(err)})"
+            reason = f"truncated or corrupt ({first_line(err)})"
         raise ImageLoadError(f"cannot read {path}: {reason}") from None
     if img.width == 0 or img.height == 0:
         img.close()
@@ -111,30 +105,23 @@ def _open(path: Path) -> tuple[Image.Image, str]:
 
 def _orientation(img: Image.Image) -> int:
     try:
-        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        value = int(img.getexif().get(ExifTags.Base.Orientation, 1))
     except Exception:  # corrupt EXIF must not make a readable photo unreadable
         return 1
     return value if 1 <= value <= 8 else 1
 
 
 def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation to an HxW[xC] array (same result as ImageOps.exif_transpose)."""
-    swap = (1, 0, *range(2, array.ndim))
-    if orientation == 2:
-        array = array[:, ::-1]
-    elif orientation == 3:
-        array = array[::-1, ::-1]
-    elif orientation == 4:
-        array = array[::-1]
-    elif orientation == 5:
-        array = array.transpose(swap)
-    elif orientation == 6:
-        array = np.rot90(array, -1)
-    elif orientation == 7:
-        array = array[::-1, ::-1].transpose(swap)
-    elif orientation == 8:
-        array = np.rot90(array, 1)
-    return np.ascontiguousarray(array)
+    """An HxW[x3] array (uint8 RGB or float32 luminance) in display orientation: Pillow's
+    ImageOps.exif_transpose, applied after the conversions because 16-bit files are decoded by
+    OpenCV (which ignores the orientation of the file it reads)."""
+    if orientation == 1:
+        return np.ascontiguousarray(array)
+    image = Image.fromarray(array)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    image.info["exif"] = exif.tobytes()
+    return np.array(ImageOps.exif_transpose(image))
 
 
 def _scale_numeric(values: np.ndarray, mode: str) -> np.ndarray:
@@ -237,7 +224,7 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
             orientation = _orientation(img)
     except Exception as err:
         raise ImageLoadError(
-            f"cannot read {path}: cannot convert mode {img.mode} ({_first_line(err)})"
+            f"cannot read {path}: cannot convert mode {img.mode} ({first_line(err)})"
         ) from None
     finally:
         img.close()
@@ -290,7 +277,7 @@ def load_mask(path: str | os.PathLike, threshold: float = 0.5) -> tuple[np.ndarr
             orientation = _orientation(img)
     except Exception as err:
         raise ImageLoadError(
-            f"cannot read {path}: cannot convert mode {img.mode} ({_first_line(err)})"
+            f"cannot read {path}: cannot convert mode {img.mode} ({first_line(err)})"
         ) from None
     finally:
         img.close()
@@ -318,25 +305,14 @@ def save_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
     fmt, options = _SAVE_FORMATS[suffix]
     if fmt == "JPEG" and array.ndim == 3 and array.shape[2] == 4:
         array = array[..., :3]
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    done = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
             raise IsADirectoryError(21, "is a directory")
-        with open(tmp, "xb") as handle:  # honours the umask, unlike mkstemp's 0600
+        with atomic_file(path) as handle:
             Image.fromarray(array).save(handle, format=fmt, **options)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        done = True
     except (OSError, ValueError, KeyError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else _first_line(err)
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else first_line(err)
         raise ImageSaveError(f"cannot write {path}: {reason}") from None
-    finally:
-        if not done:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

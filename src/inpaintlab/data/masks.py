@@ -5,8 +5,10 @@ generate). Every generator is a small dataclass with explicit parameters and is 
 ``generator(rng, height, width)``; all randomness comes from the ``rng`` it is given, so a seed
 fixes the mask. Sizes are fractions of the image, so one config serves 32, 64 and 256 px alike.
 
-Training samplers are built from ``conf/mask/*.yaml`` with ``hydra.utils.instantiate``; the fixed
-evaluation families the prepare stage draws test masks from live in ``EVAL_FAMILIES``.
+The numbers of every mask family are written once, in ``conf/mask/family/*.yaml``: the training
+samplers (``conf/mask/*.yaml``, built with ``hydra.utils.instantiate``) compose them, and the fixed
+evaluation families the prepare stage draws val/test masks from (``EVAL_FAMILIES``) are built
+from the same files.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
 SIDES = ("left", "right", "top", "bottom")
+# conf/mask/family/, beside src/ (as the stage apps' config_path="../../conf")
+FAMILY_DIR = Path(__file__).resolve().parents[3] / "conf" / "mask" / "family"
 
 
 def _check_size(height: int, width: int) -> None:
@@ -145,48 +151,6 @@ def _reflect(value: float, upper: float) -> float:
     if value > upper:
         value = 2 * upper - value
     return float(np.clip(value, 0, upper))
-
-
-def thin_strokes() -> StrokeMask:
-    """Many long thin scribbles (LaMa "thin" at 256 px: ~3-10 px brushes)."""
-    return StrokeMask(
-        min_width=0.01,
-        max_width=0.04,
-        min_strokes=4,
-        max_strokes=12,
-        max_vertices=8,
-        max_length=0.25,
-        min_length=0.05,
-        max_turn=1.5,
-    )
-
-
-def medium_strokes() -> StrokeMask:
-    """A few medium strokes (LaMa "medium" at 256 px: ~10-25 px brushes)."""
-    return StrokeMask(
-        min_width=0.04,
-        max_width=0.10,
-        min_strokes=3,
-        max_strokes=6,
-        max_vertices=8,
-        max_length=0.35,
-        min_length=0.05,
-        max_turn=1.5,
-    )
-
-
-def thick_strokes() -> StrokeMask:
-    """Few fat strokes (LaMa "thick" at 256 px: ~25-50 px brushes) that cover large blobs."""
-    return StrokeMask(
-        min_width=0.10,
-        max_width=0.20,
-        min_strokes=1,
-        max_strokes=4,
-        max_vertices=6,
-        max_length=0.4,
-        min_length=0.1,
-        max_turn=1.5,
-    )
 
 
 @dataclass
@@ -389,23 +353,42 @@ def make_masks(
     return out
 
 
-def _limited(generator: MaskGenerator) -> AreaLimit:
-    return AreaLimit(generator, min_area=0.01, max_area=0.6, max_tries=20)
+def family(name: str) -> MaskGenerator:
+    """The generator that conf/mask/family/<name>.yaml defines (the one place its numbers live)."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    path = FAMILY_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown mask family {name!r}: no {path}")
+    return hydra.utils.instantiate(OmegaConf.load(path))
 
 
-# Fixed evaluation families: changing any number here changes the test masks prepare writes.
-EVAL_FAMILIES: dict[str, MaskGenerator] = {
-    "box": _limited(BoxMask(min_size=0.2, max_size=0.6, margin=0.05, max_boxes=1)),
-    "irregular": _limited(
-        MixedMask(
-            {"thin": thin_strokes(), "medium": medium_strokes(), "thick": thick_strokes()},
-            {"thin": 1.0, "medium": 1.0, "thick": 1.0},
-        )
-    ),
-    "irregular_thin": _limited(thin_strokes()),
-    "irregular_medium": _limited(medium_strokes()),
-    "irregular_thick": _limited(thick_strokes()),
-    "outpaint": _limited(OutpaintMask(sides=SIDES, min_frac=0.1, max_frac=0.5, max_sides=4)),
-    "outpaint_right25": _limited(FixedOutpaintMask(side="right", frac=0.25)),
-    "outpaint_right50": _limited(FixedOutpaintMask(side="right", frac=0.5)),
-}
+def _eval_families() -> dict[str, MaskGenerator]:
+    """The fixed evaluation families (data.eval_families names them): family files, each in the
+    area limit of family/area_limit.yaml. `irregular` mixes the three stroke families in equal
+    parts, as `mask=irregular` does for training. Changing a family file changes the val/test
+    masks prepare writes (dvc.yaml lists conf/mask/family as a prepare dependency)."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    limit = hydra.utils.instantiate(OmegaConf.load(FAMILY_DIR / "area_limit.yaml"), _partial_=True)
+    strokes = {width: family(f"strokes_{width}") for width in ("thin", "medium", "thick")}
+    return {
+        "box": limit(family("box")),
+        "irregular": limit(MixedMask(strokes, dict.fromkeys(strokes, 1.0))),
+        "irregular_thin": limit(strokes["thin"]),
+        "irregular_medium": limit(strokes["medium"]),
+        "irregular_thick": limit(strokes["thick"]),
+        "outpaint": limit(family("outpaint")),
+        "outpaint_right25": limit(family("outpaint_right25")),
+        "outpaint_right50": limit(family("outpaint_right50")),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """`EVAL_FAMILIES` is built on first use (it reads the family files; training never needs it)."""
+    if name == "EVAL_FAMILIES":
+        families = globals()["EVAL_FAMILIES"] = _eval_families()
+        return families
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

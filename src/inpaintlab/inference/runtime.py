@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inpaintlab.inference.errors import ModelError, PredictError, first_line
+from inpaintlab.errors import ModelError, UserError, first_line
 from inpaintlab.utils import available_cpus
 
 DEFAULT_IMAGE_SIZE = 256
@@ -92,11 +92,9 @@ def load_model(path: str | os.PathLike, threads: int | None = None) -> Model:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".onnx", ".pt"):
-        raise PredictError(f"unsupported model {path}: expected a .onnx or a TorchScript .pt file")
+        raise UserError(f"unsupported model {path}: expected a .onnx or a TorchScript .pt file")
     if not path.is_file():
-        raise PredictError(
-            f"model {path} not found" + (" (it is a folder)" if path.is_dir() else "")
-        )
+        raise UserError(f"model {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
     threads = threads or available_cpus()
     try:
         run, size = (

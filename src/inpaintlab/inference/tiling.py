@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inpaintlab.inference.errors import ModelError, first_line
+from inpaintlab.errors import ModelError, first_line
 from inpaintlab.inference.runtime import SIZE_MULTIPLE, Runner
 
 

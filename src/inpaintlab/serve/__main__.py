@@ -1,5 +1,5 @@
 import sys
 
-from inpaintlab.serve.app import main
+from inpaintlab.serve.command import main
 
 sys.exit(main())

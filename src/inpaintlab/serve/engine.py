@@ -8,7 +8,6 @@ an ONNX file run by onnxruntime.
 
 from __future__ import annotations
 
-import argparse
 import io
 import re
 import tempfile
@@ -23,20 +22,21 @@ import numpy as np
 from inpaintlab.data.io import ImageLoadError, load_mask, load_rgb
 
 # The shared inference code, and predict's parsing of L,T,R,B extensions (the same rules).
-from inpaintlab.inference import Model, ModelError, PredictError, inpaint, load_model, outpaint
-from inpaintlab.predict import parse_extend, resolve_extend
+from inpaintlab.errors import ModelError, UserError
+from inpaintlab.inference import Model, inpaint, load_model, outpaint
+from inpaintlab.inference.regions import parse_extend, resolve_extend
 
 __all__ = [
     "BadRequest",
     "Limits",
     "Model",
     "ModelError",
-    "PredictError",
     "Progress",
     "Result",
     "TooLarge",
     "Upload",
     "fill",
+    "http_status",
     "load_model",
 ]
 
@@ -45,7 +45,7 @@ DEFAULT_MAX_BYTES = 50_000_000
 PNG_COMPRESS_LEVEL = 3  # as save_image: 3x faster than Pillow's default, ~10% larger
 
 
-class BadRequest(Exception):
+class BadRequest(UserError):
     """The client's input is wrong: HTTP 400 with this one-line message."""
 
     status = 400
@@ -125,6 +125,14 @@ def _decode(upload: Upload, kind: str, folder: Path, limits: Limits) -> tuple[Pa
     return path, label
 
 
+def http_status(err: UserError) -> int:
+    """The answer to a request that failed with err: the model's failure is the server's (500),
+    anything else the client's (400, or a BadRequest's own status)."""
+    if isinstance(err, ModelError):
+        return 500
+    return err.status if isinstance(err, BadRequest) else 400
+
+
 def _load(loader: Callable, path: Path, label: str, *args: object):
     try:
         return loader(path, *args)
@@ -135,7 +143,7 @@ def _load(loader: Callable, path: Path, label: str, *args: object):
 def _parse_extend(text: str) -> tuple:
     try:
         return parse_extend(text)
-    except argparse.ArgumentTypeError as err:
+    except ValueError as err:
         raise BadRequest(f"extend: {err}") from None
 
 
