@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from inpaintlab.utils import UserError, atomic_write_json
+from inpaintlab.errors import UserError
+from inpaintlab.utils import atomic_write_json
 
 LAUNCH_ENV = "INPAINTLAB_DDP_LAUNCH"
 LAUNCH_DIR = "launch"  # under the training's work folder (logs/train/launch/<launch id>.json)

@@ -24,8 +24,9 @@ from lightning.pytorch.callbacks import Callback
 
 from inpaintlab import runs, tracking
 from inpaintlab.checkpoints import load_checkpoint
+from inpaintlab.errors import Interrupted, one_line
 from inpaintlab.module import InpaintModule
-from inpaintlab.utils import Interrupted, atomic_write_text, one_line
+from inpaintlab.utils import atomic_write_text
 from inpaintlab.visualize import masked_view, sample_grid
 
 # The three outputs' file names, staged in the run folder (train.Outputs: where they are published).

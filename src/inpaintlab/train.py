@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from inpaintlab import distributed, runs, settings, tracking
 from inpaintlab.checkpoints import AtomicCheckpointIO
+from inpaintlab.errors import Interrupted, UserError, one_line, stage
 from inpaintlab.module import InpaintModule
 from inpaintlab.recorder import (
     CHECKPOINT_NAME,
@@ -46,12 +47,6 @@ from inpaintlab.recorder import (
     interrupted,
     stage_outputs,
     summarise,
-)
-from inpaintlab.utils import (
-    Interrupted,
-    UserError,
-    one_line,
-    user_errors_as_one_line,
 )
 
 log = logging.getLogger(__name__)
@@ -392,7 +387,7 @@ def fit_and_publish(
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
-@user_errors_as_one_line
+@stage
 def main(cfg: DictConfig) -> float:
     summary = train(cfg)
     if summary.get("rank"):  # a data-parallel follower: rank 0 reports
