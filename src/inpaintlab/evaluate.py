@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from inpaintlab import tracking
 from inpaintlab.baselines import classical_inpaint_many
+from inpaintlab.checkpoints import load_generator
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
 from inpaintlab.data.masks import area_bin, mask_area
 from inpaintlab.full_size import (
@@ -36,7 +37,6 @@ from inpaintlab.full_size import (
 )
 from inpaintlab.inference import ModelError, PredictError, load_model
 from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
-from inpaintlab.module import load_generator
 from inpaintlab.utils import (
     UserError,
     atomic_write_json,

@@ -26,8 +26,8 @@ import torch
 from omegaconf import DictConfig
 
 from inpaintlab import metrics, tracking
+from inpaintlab.checkpoints import load_generator
 from inpaintlab.evaluate import load_test_set
-from inpaintlab.module import load_generator
 from inpaintlab.utils import (
     UserError,
     atomic_write_json,
