@@ -71,10 +71,10 @@ def main() -> None:
     dtype = torch.bfloat16 if bf16 else torch.float32
     torch.manual_seed(cfg.seed)
 
-    module = InpaintModule(model=cfg.model, loss=cfg.loss, optim=cfg.optim)
+    module = InpaintModule(model=cfg.model, loss=cfg.loss, optim=cfg.optim)  # train's classes
     apply_speed_settings(module, cfg)
     module.to(device).train()
-    optimizer = torch.optim.AdamW(module.generator.parameters(), lr=float(cfg.optim.lr))
+    optimizer = hydra.utils.instantiate(cfg.optim.generator)(module.generator.parameters())
     masks = hydra.utils.instantiate(cfg.mask)
     size, batch = int(cfg.data.image_size), int(cfg.datamodule.batch_size)
     image = torch.rand(batch, 3, size, size, device=device)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+
 import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from inpaintlab.checkpoints import load_generator
 from inpaintlab.models.discriminator import PatchDiscriminator
-from inpaintlab.module import (
-    InpaintModule,
-    adversarial_loss,
-    discriminator_loss,
-    fake_target,
-    load_generator,
-)
+from inpaintlab.module import InpaintModule, adversarial_loss, discriminator_loss, fake_target
+from inpaintlab.settings import check_train
 from inpaintlab.train import make_trainer
+from inpaintlab.utils import UserError
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -117,6 +116,10 @@ def test_short_fit_updates_generator_and_discriminator(compose_cfg, tmp_path, pr
         assert torch.isfinite(found[key]), key
     assert trainer.global_step == 4  # 2 batches x (discriminator + generator step)
     assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 2  # one schedule step a batch
+    generator_group, discriminator_group = (o.param_groups[0] for o in trainer.optimizers)
+    assert discriminator_group["lr"] == cfg.optim.discriminator.lr  # constant: no schedule
+    for key in ("weight_decay", "betas"):  # the generator's, through the config's interpolation
+        assert discriminator_group[key] == generator_group[key]
     assert len(grad_norms.norms) == 4 and max(grad_norms.norms) <= 0.01 * (1 + 1e-4)  # clipped
 
     # the checkpoint holds both networks; evaluation and export get the generator alone
@@ -135,3 +138,32 @@ def test_default_loss_keeps_automatic_optimization(compose_cfg, tmp_path):
     assert all(k.startswith("generator.") for k in module.state_dict())
     trainer = make_trainer(cfg.trainer, module, logger=False, default_root_dir=str(tmp_path))
     assert trainer.gradient_clip_val == cfg.trainer.gradient_clip_val  # Lightning clips, as before
+
+
+def test_loss_adversarial_puts_the_discriminator_under_the_model(compose_cfg):
+    """loss=adversarial: the loss group holds weights only; the discriminator is model.discriminator
+    (conf/model/discriminator/patchgan.yaml: PatchDiscriminator's defaults), its optimizer
+    optim.discriminator."""
+    cfg = compose_cfg("experiment=ci", "loss=adversarial")
+    assert set(cfg.loss) == set(compose_cfg("experiment=ci").loss)
+    assert "discriminator" not in compose_cfg("experiment=ci").model
+    node = dict(cfg.model.discriminator)
+    assert node.pop("_target_") == "inpaintlab.models.discriminator.PatchDiscriminator"
+    defaults = inspect.signature(PatchDiscriminator).parameters
+    assert node == {k: p.default for k, p in defaults.items()}
+    with pytest.raises(UserError, match="model.discriminator.base_channels must be int"):
+        check_train(
+            compose_cfg("experiment=ci", "loss=adversarial", "model.discriminator.base_channels=x")
+        )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("loss.adversarial=0.01",),
+        ("loss=adversarial", "loss.adversarial=0", "loss.feature_matching=0"),
+    ],
+)
+def test_adversarial_weights_and_a_discriminator_come_together(compose_cfg, overrides):
+    with pytest.raises(UserError, match="model.discriminator"):
+        module_for(compose_cfg, *overrides)

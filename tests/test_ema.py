@@ -1,4 +1,4 @@
-"""optim.ema_decay: validation, the checkpoint and export use the averaged generator weights."""
+"""model.ema_decay: validation, the checkpoint and export use the averaged generator weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from test_adversarial import module_for, random_batches
 from torch.utils.data import DataLoader
 
-from inpaintlab.module import load_generator
+from inpaintlab.checkpoints import load_generator
 from inpaintlab.train import make_trainer
 from inpaintlab.utils import UserError
 
@@ -29,7 +29,7 @@ def fit(module, cfg, tmp_path):
 
 def test_ema_weights_are_the_running_average_and_what_load_generator_returns(compose_cfg, tmp_path):
     torch.manual_seed(0)
-    module, cfg = module_for(compose_cfg, "optim.ema_decay=0.5")
+    module, cfg = module_for(compose_cfg, "model.ema_decay=0.5")
     initial = {k: v.clone() for k, v in module.generator.state_dict().items()}
     seen: list[dict[str, torch.Tensor]] = []  # the generator's weights after each step
     original_update = module.ema.update_parameters
@@ -58,11 +58,11 @@ def test_ema_weights_are_the_running_average_and_what_load_generator_returns(com
 
 
 def test_no_ema_by_default_keeps_the_plain_generator(compose_cfg):
-    module, _ = module_for(compose_cfg, "optim.ema_decay=0")
+    module, _ = module_for(compose_cfg, "model.ema_decay=0")
     assert module.ema is None and module.inference_generator is module.generator
 
 
 @pytest.mark.parametrize("decay", ["1.0", "-0.1"])
 def test_bad_ema_decay_is_a_user_error(compose_cfg, decay):
     with pytest.raises(UserError, match="ema_decay"):
-        module_for(compose_cfg, f"optim.ema_decay={decay}")
+        module_for(compose_cfg, f"model.ema_decay={decay}")

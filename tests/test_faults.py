@@ -26,8 +26,7 @@ from conftest import BIN, ROOT, ci_project, clean_env, run_ok
 from mlflow.tracking import MlflowClient
 
 from inpaintlab import tracking
-from inpaintlab.checkpoints import load_checkpoint, save_atomic
-from inpaintlab.module import load_generator
+from inpaintlab.checkpoints import load_checkpoint, load_generator, save_atomic
 from inpaintlab.settings import check_train
 from inpaintlab.utils import UserError, atomic_write_json, write_temp
 
@@ -131,7 +130,7 @@ def test_checkpoints_hold_only_plain_values(tmp_path, compose_cfg):
     from inpaintlab.recorder import RunRecorder
     from inpaintlab.train import make_trainer
 
-    module, cfg = module_for(compose_cfg, "optim.ema_decay=0.5")
+    module, cfg = module_for(compose_cfg, "model.ema_decay=0.5")
     recorder = RunRecorder()
     trainer = make_trainer(
         cfg.trainer,
@@ -163,10 +162,13 @@ def test_checkpoints_hold_only_plain_values(tmp_path, compose_cfg):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optim.lr=abc", "optim.lr must be a number > 0, got 'abc'"),
-        ("optim.lr=0", "optim.lr must be a number > 0"),
-        ("optim.betas=[0.9]", "optim.betas"),
-        ("optim.warmup_fraction=2", "optim.warmup_fraction"),
+        ("optim.generator.lr=abc", "optim.generator.lr must be a number > 0, got 'abc'"),
+        ("optim.generator.lr=0", "optim.generator.lr must be a number > 0"),
+        ("optim.generator.betas=[0.9]", "optim.generator.betas"),
+        ("optim.discriminator.lr=-1", "optim.discriminator.lr must be a number > 0"),
+        ("optim.scheduler.warmup_fraction=2", "optim.scheduler.warmup_fraction"),
+        ("optim.scheduler.final_fraction=abc", "optim.scheduler.final_fraction"),
+        ("model.ema_decay=1.0", "model.ema_decay must be a number >= 0 and < 1"),
         ("datamodule.batch_size=0", "datamodule.batch_size must be an integer >= 1"),
         ("datamodule.batch_size=2.5", "datamodule.batch_size must be an integer"),
         ("datamodule.num_workers=-1", "datamodule.num_workers"),
@@ -201,7 +203,7 @@ def test_ranges_checked_by_the_classes_are_one_line_errors_before_anything_is_cr
     project = tmp_path / "project"
     project.mkdir()
     for override, message in [
-        ("optim.lr=abc", "optim.lr must be a number > 0, got 'abc'"),
+        ("optim.generator.lr=abc", "optim.generator.lr must be a number > 0, got 'abc'"),
         ("mask.generator.weights.box=-1", "MixedMask: weights must be >= 0"),
     ]:
         done = subprocess.run(
@@ -564,9 +566,11 @@ def test_interrupted_and_resumed_runs_match_an_uninterrupted_one(prepared):
     assert first.returncode == 143
     assert outputs(project) == reference  # the previous run's outputs, untouched
 
-    changed = start_and_signal(project, train_cmd("optim.lr=0.003"), signal.SIGINT, after_epochs=1)
+    changed = start_and_signal(
+        project, train_cmd("optim.generator.lr=0.003"), signal.SIGINT, after_epochs=1
+    )
     assert changed.returncode == 130, changed.stderr
-    assert "optim.lr 0.002 -> 0.003; starting fresh" in changed.stdout, changed.stdout
+    assert "optim.generator.lr 0.002 -> 0.003; starting fresh" in changed.stdout, changed.stdout
     assert "training interrupted by SIGINT" in changed.stderr
 
     forced = start_and_signal(

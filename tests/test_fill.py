@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_generators import assert_export_parity, off_identity
+from helpers.generators import assert_export_parity, off_identity
 
-from inpaintlab.models.fast_unet import FastUNetGenerator
 from inpaintlab.models.fills import (
     SCAN_STEPS,
     directional_fill,
@@ -17,7 +16,8 @@ from inpaintlab.models.fills import (
     packed_nearest,
     pyramid_fill,
 )
-from inpaintlab.models.unet import UNetGenerator
+from inpaintlab.models.unet import UNet
+from inpaintlab.models.unet_full import UNetFull
 
 REACH = 2**SCAN_STEPS - 1
 
@@ -156,11 +156,6 @@ def test_fast_edge_fill_is_close_to_the_edge_fill_on_smooth_images():
     assert (exact - fast).abs().max() < 0.03
 
 
-def test_unknown_fill_is_a_clear_error():
-    with pytest.raises(ValueError, match="fill must be"):
-        UNetGenerator(base_channels=8, fill="nearest")
-
-
 def box_and_band(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Two images: one with a box far from the border, one with a right-half outpainting band."""
     mask = torch.zeros(2, 1, height, width)
@@ -171,9 +166,7 @@ def box_and_band(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_directional_generator_export_parity_at_untraced_sizes(tmp_path):
     torch.manual_seed(0)
-    generator = off_identity(
-        UNetGenerator(base_channels=8, bottleneck_blocks=1, fill="directional")
-    )
+    generator = off_identity(UNetFull(base_channels=8, bottleneck_blocks=1, fill="directional"))
     assert_export_parity(generator, tmp_path, "unet_full", [(48, 64), (40, 24)], box_and_band)
 
 
@@ -181,7 +174,7 @@ def test_full_unet_that_sees_its_fill_does_not_peek_and_exports(tmp_path):
     """sees_fill: the encoder's input is [fill, mask], and the fill only reads known pixels."""
     torch.manual_seed(0)
     generator = off_identity(
-        UNetGenerator(base_channels=8, bottleneck_blocks=1, fill="edge", sees_fill=True)
+        UNetFull(base_channels=8, bottleneck_blocks=1, fill="edge", sees_fill=True)
     )
     image, mask = box_and_band(48, 64)
     other = image * (1 - mask) + torch.rand_like(image) * mask
@@ -230,6 +223,13 @@ def test_harmonic_fill_does_not_depend_on_hidden_pixels():
 def test_harmonic_fill_generator_exports_at_untraced_sizes(tmp_path):
     torch.manual_seed(0)
     generator = off_identity(
-        FastUNetGenerator(base_channels=8, bottleneck_blocks=1, fill="harmonic", sees_fill=True)
+        UNet(
+            base_channels=8,
+            bottleneck_channels=None,
+            bottleneck_blocks=1,
+            fill="harmonic",
+            sees_fill=True,
+            residual_reach=None,
+        )
     )
     assert_export_parity(generator, tmp_path, "unet", [(48, 64), (40, 24)], box_and_band)

@@ -200,13 +200,13 @@ def hydra_cfg(*overrides: str):
 
 def test_search_and_launcher_configs_compose():
     grid = hydra_cfg("hparams_search=psnr_grid")
-    assert grid.hydra.mode.name == "MULTIRUN" and "optim.lr" in grid.hydra.sweeper.params
+    assert grid.hydra.mode.name == "MULTIRUN" and "optim.generator.lr" in grid.hydra.sweeper.params
     optuna = hydra_cfg("hparams_search=psnr_optuna")
     assert (
         "optuna" in optuna.hydra.sweeper._target_ and optuna.hydra.sweeper.direction == "maximize"
     )
     assert set(optuna.hydra.sweeper.params) == {
-        "optim.lr",
+        "optim.generator.lr",
         "model.generator.base_channels",
         "loss.valid_l1",
         "loss.hole_l2",

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from inpaintlab import tracking
 from inpaintlab.baselines import classical_inpaint_many
+from inpaintlab.checkpoints import load_generator
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
 from inpaintlab.data.masks import area_bin, mask_area
 from inpaintlab.errors import UserError, stage
@@ -37,7 +38,6 @@ from inpaintlab.full_size import (
 )
 from inpaintlab.inference import load_model
 from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
-from inpaintlab.module import load_generator
 from inpaintlab.utils import atomic_write_bytes, atomic_write_json, available_cpus
 from inpaintlab.visualize import masked_view, sample_grid, to_uint8
 

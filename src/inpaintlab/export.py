@@ -26,9 +26,9 @@ import torch
 from omegaconf import DictConfig
 
 from inpaintlab import metrics, tracking
+from inpaintlab.checkpoints import load_generator
 from inpaintlab.errors import UserError, stage
 from inpaintlab.evaluate import load_test_set
-from inpaintlab.module import load_generator
 from inpaintlab.utils import atomic_dir, atomic_write_json
 
 if TYPE_CHECKING:

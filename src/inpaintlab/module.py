@@ -3,13 +3,16 @@
 Metrics are logged with logger=False: train.EpochHistory writes them to MLflow once per epoch
 (step = epoch); Lightning's logger would add a second series at step = global_step.
 
-The generator is a plain nn.Module built from the `model` config (`_target_`), so the
-checkpoint's hyperparameters are enough to rebuild it for evaluation and export.
+Everything is built from the config: the generator (and the discriminator) from the `model`
+group, the optimizers and the learning-rate schedule from `optim` (`_target_` + `_partial_`),
+so the checkpoint's hyperparameters are enough to rebuild the generator for evaluation and
+export.
 
 Adversarial training (`loss=adversarial`, off by default): a PatchGAN discriminator
-(models/discriminator.py) with LaMa's mask-aware targets, a non-saturating adversarial loss on the
-hole and feature matching. It needs two optimizers, so that path uses Lightning's manual
-optimization; with both weights at 0 the module is the plain automatic-optimization one.
+(`model.discriminator`, models/discriminator.py) with LaMa's mask-aware targets, a
+non-saturating adversarial loss on the hole and feature matching. It needs two optimizers, so
+that path uses Lightning's manual optimization; without a discriminator the module is the plain
+automatic-optimization one.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 from torch.nn import functional as F
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inpaintlab import metrics
-from inpaintlab.models.unet import composite
-from inpaintlab.utils import UserError, one_line
+from inpaintlab.models.layers import composite
+from inpaintlab.utils import UserError
 
 
 def _plain(config: Any) -> dict:
@@ -50,10 +54,10 @@ def reconstruction_loss(
     hole_pixels = (mask.sum() * 3).clamp_min(1.0)
     hole = (error * mask).sum() / hole_pixels
     valid = (error * (1 - mask)).sum() / ((1 - mask).sum() * 3).clamp_min(1.0)
-    loss = weights.get("hole_l1", 1.0) * hole + weights.get("valid_l1", 0.0) * valid
-    if weights.get("hole_l2", 0.0):
+    loss = weights["hole_l1"] * hole + weights["valid_l1"] * valid
+    if weights["hole_l2"]:
         loss = loss + weights["hole_l2"] * (error.square() * mask).sum() / hole_pixels
-    if weights.get("gradient", 0.0):
+    if weights["gradient"]:
         pred = composite(raw, target, mask)
         loss = loss + weights["gradient"] * sum(
             (gp - gt).abs().mean()
@@ -90,7 +94,22 @@ def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) ->
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake, real, strict=True)) / len(fake)
 
 
-DEFAULT_DISCRIMINATOR = {"_target_": "inpaintlab.models.discriminator.PatchDiscriminator"}
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_fraction: float,
+    final_fraction: float,
+) -> SequentialLR:
+    """One cycle per training: the rate rises linearly over the first `warmup_fraction` of the
+    steps (1/warmup of the optimizer's rate at step 0, all of it at step warmup - 1), then
+    decays along a cosine to `final_fraction` of it at `total_steps`."""
+    warmup = max(1, int(total_steps * warmup_fraction))
+    base_lr = optimizer.param_groups[0]["lr"]
+    rise = LinearLR(optimizer, start_factor=1.0 / warmup, end_factor=1.0, total_iters=warmup - 1)
+    decay = CosineAnnealingLR(
+        optimizer, T_max=max(1, total_steps - warmup), eta_min=final_fraction * base_lr
+    )
+    return SequentialLR(optimizer, [rise, decay], milestones=[warmup])
 
 
 class InpaintModule(L.LightningModule):
@@ -108,11 +127,11 @@ class InpaintModule(L.LightningModule):
         self.generator = hydra.utils.instantiate(self.hparams.model["generator"])
         self.loss_weights = dict(self.hparams.loss)
         self.samples: dict[str, torch.Tensor] = {}  # fixed val images of this epoch, for the grid
-        # An exponential moving average of the generator's weights (optim.ema_decay > 0): a
+        # An exponential moving average of the generator's weights (model.ema_decay > 0): a
         # smoother model than the last step's, for validation, the checkpoint and export.
-        ema_decay = float(self.hparams.optim.get("ema_decay") or 0.0)
-        if not 0.0 <= ema_decay < 1.0:
-            raise UserError(f"optim.ema_decay must be in [0, 1), got {ema_decay}")
+        ema_decay = self.hparams.model["ema_decay"]
+        if not (isinstance(ema_decay, int | float) and 0.0 <= ema_decay < 1.0):
+            raise UserError(f"model.ema_decay must be in [0, 1), got {ema_decay}")
         self.ema = (
             AveragedModel(
                 self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True
@@ -120,11 +139,15 @@ class InpaintModule(L.LightningModule):
             if ema_decay
             else None
         )
+        discriminator = self.hparams.model.get("discriminator")
         w = self.loss_weights
-        if w.get("adversarial", 0.0) > 0 or w.get("feature_matching", 0.0) > 0:
-            self.discriminator = hydra.utils.instantiate(
-                w.get("discriminator") or DEFAULT_DISCRIMINATOR
+        if (w["adversarial"] > 0 or w["feature_matching"] > 0) != (discriminator is not None):
+            raise UserError(
+                "loss.adversarial and loss.feature_matching train the generator against "
+                "model.discriminator: give both or neither (loss=adversarial sets both)"
             )
+        if discriminator is not None:
+            self.discriminator = hydra.utils.instantiate(discriminator)
             # Two optimizers stepped in turn. Lightning refuses Trainer(gradient_clip_val) here,
             # so train.make_trainer moves the trainer's clipping setting to these attributes.
             self.automatic_optimization = False
@@ -195,11 +218,7 @@ class InpaintModule(L.LightningModule):
             adv = adversarial_loss(logits.chunk(2)[1], mask)
             fm = feature_matching_loss(list(fake_features), list(real_features))
             w = self.loss_weights
-            g_loss = (
-                reconstruction
-                + w.get("adversarial", 0.0) * adv
-                + w.get("feature_matching", 0.0) * fm
-            )
+            g_loss = reconstruction + w["adversarial"] * adv + w["feature_matching"] * fm
             self._optimizer_step(opt_g, g_loss)
         self.lr_schedulers().step()
 
@@ -253,96 +272,21 @@ class InpaintModule(L.LightningModule):
             }
 
     def configure_optimizers(self) -> dict | tuple[list, list]:
-        cfg = self.hparams.optim
-
-        def adamw(parameters: Any, lr: float) -> torch.optim.AdamW:
-            return torch.optim.AdamW(
-                parameters, lr=lr, weight_decay=cfg["weight_decay"], betas=tuple(cfg["betas"])
-            )
-
-        optimizer = adamw(self.generator.parameters(), cfg["lr"])
+        """optim.generator (AdamW) with optim.scheduler stepped every batch; with a
+        discriminator also optim.discriminator, at its constant rate."""
+        optim = self.hparams.optim
+        optimizer = hydra.utils.instantiate(optim["generator"], _convert_="all")(
+            self.generator.parameters()
+        )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         if not self.automatic_optimization and self.trainer.max_steps > 0:
             # global_step counts every optimizer.step(): two per batch here, one schedule step
             total = max(1, min(total, math.ceil(self.trainer.max_steps / 2)))
-        warmup = max(1, int(total * cfg.get("warmup_fraction", 0.0)))
-
-        def one_cycle(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle)
+        scheduler = hydra.utils.instantiate(optim["scheduler"])(optimizer, total_steps=total)
         schedule = {"scheduler": scheduler, "interval": "step"}
         if self.automatic_optimization:
             return {"optimizer": optimizer, "lr_scheduler": schedule}
-        # The discriminator: constant learning rate (loss.discriminator_lr, else optim.lr).
-        d_lr = self.loss_weights.get("discriminator_lr") or cfg["lr"]
-        return [optimizer, adamw(self.discriminator.parameters(), d_lr)], [schedule]
-
-
-def _safe_target(target: object) -> bool:
-    """`inpaintlab.models.<module>.<Class>` naming an nn.Module defined in that module (not,
-    say, `inpaintlab.models.unet.os.system` reached through an import)."""
-    if not isinstance(target, str):
-        return False
-    parts = target.split(".")
-    if len(parts) != 4 or parts[:2] != ["inpaintlab", "models"]:
-        return False
-    import importlib
-
-    try:
-        found = getattr(importlib.import_module(".".join(parts[:3])), parts[3])
-    except (ImportError, AttributeError):
-        return False
-    return (
-        isinstance(found, type)
-        and issubclass(found, torch.nn.Module)
-        and found.__module__ == ".".join(parts[:3])
-    )
-
-
-def check_targets(config: Any, source: str, where: str = "hyper_parameters") -> None:
-    """Refuse a checkpoint whose hyperparameters name a `_target_` other than a model class of
-    inpaintlab.models: the module instantiates them, so `_target_: os.system` would run a
-    command even though weights_only=True let the (plain) dict through."""
-    if isinstance(config, dict):
-        if "_target_" in config and not _safe_target(config["_target_"]):
-            raise UserError(
-                f"refusing {source}: {where}._target_ is {str(config['_target_'])[:80]!r}; a "
-                "checkpoint may only name model classes of inpaintlab.models"
-            )
-        for key, value in config.items():
-            check_targets(value, source, f"{where}.{key}")
-    elif isinstance(config, list | tuple):
-        for i, value in enumerate(config):
-            check_targets(value, source, f"{where}[{i}]")
-
-
-def load_generator(checkpoint: str) -> tuple[torch.nn.Module, dict]:
-    """The generator (eval mode, CPU; the averaged weights if training kept them) and the
-    checkpoint's extra info (MLflow run, config). The file is loaded with weights_only=True
-    (checkpoints.load_checkpoint): a crafted one is refused with one line and runs nothing."""
-    from inpaintlab.checkpoints import load_checkpoint
-
-    raw = load_checkpoint(checkpoint)
-    hyper_parameters = raw.get("hyper_parameters")
-    if not isinstance(hyper_parameters, dict) or "state_dict" not in raw:
-        raise UserError(
-            f"{checkpoint} is not an inpaintlab checkpoint (no hyper_parameters/state_dict)"
+        discriminator = hydra.utils.instantiate(optim["discriminator"], _convert_="all")(
+            self.discriminator.parameters()
         )
-    check_targets(hyper_parameters, str(checkpoint))
-    try:
-        module = InpaintModule(**hyper_parameters)
-    except UserError:
-        raise
-    except Exception as err:
-        raise UserError(f"{checkpoint}: cannot build its model: {one_line(err)[:200]}") from None
-    try:
-        module.load_state_dict(raw["state_dict"])
-    except RuntimeError as err:
-        raise UserError(
-            f"{checkpoint} does not fit its own model config: {str(err).splitlines()[0]}"
-        ) from None
-    return module.inference_generator.eval(), raw.get("inpaintlab", {})
+        return [optimizer, discriminator], [schedule]

@@ -1,13 +1,14 @@
 """Checks of the settings a user touches, run before a stage creates or deletes anything.
 
-A wrong type or an out-of-range value (`optim.lr=abc`, `datamodule.batch_size=0`,
+A wrong type or an out-of-range value (`optim.generator.lr=abc`, `datamodule.batch_size=0`,
 `mask.generator.weights.box=-1`, `data.image_size=30`) is a one-line UserError naming the key,
 instead of a traceback after an MLflow run was created. Two kinds of checks:
 
-- explicit ranges for the plain-dict groups (optim, trainer, data, train, logger);
-- for every node with a `_target_` (mask samplers, generators, the datamodule), each value's type
-  against the annotation of the class's parameter (dataclass fields or `__init__`), so a string
-  where a float belongs is caught before the class itself compares it with a number.
+- explicit ranges for the plain values (optim's rates, loss, trainer, data, train, logger);
+- for every node with a `_target_` of inpaintlab (mask samplers, generators, the discriminator,
+  the schedule, the datamodule), each value's type against the annotation of the class's (or
+  function's) parameter (dataclass fields or `__init__`), so a string where a float belongs is
+  caught before the class itself compares it with a number.
 """
 
 from __future__ import annotations
@@ -237,30 +238,38 @@ def _augment_probabilities(augment: Any) -> None:
                 number(f"datamodule.augment.{split}[{i}].p", step["p"], 0, 1)
 
 
+def _check_optimizer(key: str, node: Any) -> None:
+    """A torch.optim node: a rate > 0, and AdamW's weight decay and betas where it has them."""
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        raise UserError(f"{key} must be an optimizer config with a _target_ (conf/optim/*.yaml)")
+    number(f"{key}.lr", node.get("lr"), 0, low_open=True)
+    if "weight_decay" in node:
+        number(f"{key}.weight_decay", node["weight_decay"], 0)
+    betas = node.get("betas", [0.0, 0.0])
+    if not (
+        isinstance(betas, list)
+        and len(betas) == 2
+        and all(is_number(b) and 0 <= b < 1 for b in betas)
+    ):
+        raise UserError(f"{key}.betas must be two numbers in [0, 1), got {_show(betas)}")
+
+
 def check_train(cfg: DictConfig) -> None:
     """Everything `python -m inpaintlab.train` reads, before it creates or deletes anything."""
     integer("seed", cfg.seed)
     check_data(cfg.data)
 
     optim = _get(cfg, "optim")
-    number("optim.lr", optim.get("lr"), 0, low_open=True)
-    number("optim.weight_decay", optim.get("weight_decay", 0.0), 0)
-    betas = optim.get("betas", [0.9, 0.999])
-    if not (
-        isinstance(betas, list)
-        and len(betas) == 2
-        and all(is_number(b) and 0 <= b < 1 for b in betas)
-    ):
-        raise UserError(f"optim.betas must be two numbers in [0, 1), got {_show(betas)}")
-    number("optim.warmup_fraction", optim.get("warmup_fraction", 0.0), 0, 1)
-    number("optim.ema_decay", optim.get("ema_decay") or 0.0, 0, 1, high_open=True)
+    for name in ("generator", "discriminator"):
+        _check_optimizer(f"optim.{name}", optim.get(name))
+    scheduler = optim.get("scheduler") or {}
+    for key in ("warmup_fraction", "final_fraction"):  # module.warmup_cosine's
+        if key in scheduler:
+            number(f"optim.scheduler.{key}", scheduler[key], 0, 1)
+    check_targets(optim, "optim")
 
-    loss = _get(cfg, "loss")
-    for key, value in loss.items():
-        if key != "discriminator" and not (key == "discriminator_lr" and value is None):
-            number(f"loss.{key}", value, 0)
-    if loss.get("discriminator") is not None:
-        check_targets(loss["discriminator"], "loss.discriminator")
+    for key, value in _get(cfg, "loss").items():
+        number(f"loss.{key}", value, 0)
 
     datamodule = _get(cfg, "datamodule")
     integer("datamodule.batch_size", datamodule.get("batch_size"), 1)
@@ -298,7 +307,9 @@ def check_train(cfg: DictConfig) -> None:
     if not isinstance(mask, Mapping) or "_target_" not in mask:
         raise UserError("mask must be a sampler config with a _target_ (conf/mask/*.yaml)")
     check_targets(mask, "mask")
-    check_targets(_get(cfg, "model.generator"), "model.generator")
+    model = _get(cfg, "model")
+    number("model.ema_decay", model.get("ema_decay"), 0, 1, high_open=True)
+    check_targets(model, "model")
 
     integer("logger.num_samples", cfg.logger.get("num_samples", 6), 0)
     text("logger.experiment_name", cfg.logger.get("experiment_name"))

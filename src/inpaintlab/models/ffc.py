@@ -13,7 +13,8 @@ The 2D real DFT is written as products with cos/sin matrices built from the inpu
 H and W at run time (not torch.fft): the legacy ONNX exporter refuses fft_rfft2 and the
 dynamo exporter's DFT node fails in onnxruntime 1.32 (docs/DESIGN.md), while MatMul, Cos and
 Sin export everywhere and stay dynamic in H, W. Cost is O(HW(H+W)) per channel, small at 1/4
-resolution. Both transforms use norm="ortho", like LaMa.
+resolution. Both transforms use norm="ortho", like LaMa. GroupNorm rather than LaMa's BatchNorm:
+batches are small on a CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from inpaintlab.models.transformer import bottleneck_channels
+from inpaintlab.models.layers import bottleneck_channels, norm_layer
 
 
 def dft_angles(length: int, freqs: int, like: torch.Tensor) -> torch.Tensor:
@@ -68,18 +69,13 @@ def irfft2(re: torch.Tensor, im: torch.Tensor, width: int) -> torch.Tensor:
     return (re @ (twice * torch.cos(angle_w)) - im @ (twice * torch.sin(angle_w))) * scale
 
 
-def norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm rather than LaMa's BatchNorm: batches are small on a CPU (as in unet.py)."""
-    return nn.GroupNorm(min(8, channels), channels)
-
-
 class FourierUnit(nn.Module):
     """rfft2 -> 1x1 conv over the stacked (real, imag) channels -> norm + ReLU -> irfft2."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2 * channels, 2 * channels, 1, bias=False)
-        self.norm = norm(2 * channels)
+        self.norm = norm_layer("group", 2 * channels)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,7 +92,9 @@ class SpectralTransform(nn.Module):
         super().__init__()
         hidden = max(1, out_channels // 2)
         self.reduce = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 1, bias=False), norm(hidden), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, hidden, 1, bias=False),
+            norm_layer("group", hidden),
+            nn.ReLU(inplace=True),
         )
         self.fourier = FourierUnit(hidden)
         self.expand = nn.Conv2d(hidden, out_channels, 1, bias=False)
@@ -116,7 +114,7 @@ class FFC(nn.Module):
         self.global_to_local = nn.Conv2d(cg, cl, 3, padding=1, bias=False)
         self.local_to_global = nn.Conv2d(cl, cg, 3, padding=1, bias=False)
         self.global_to_global = SpectralTransform(cg, cg)
-        self.norm_local, self.norm_global = norm(cl), norm(cg)
+        self.norm_local, self.norm_global = norm_layer("group", cl), norm_layer("group", cg)
 
     def forward(
         self, x_local: torch.Tensor, x_global: torch.Tensor

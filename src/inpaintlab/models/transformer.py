@@ -20,16 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-def bottleneck_channels(channels: int | None, base_channels: int | None) -> int:
-    """The features' width: `channels`, or 4 * `base_channels` (what the U-Net encoder emits).
-
-    `base_channels` exists for the configs: `${..base_channels}` follows the generator's
-    width through overrides such as experiment=ci, where `4 * ...` cannot be written in YAML.
-    """
-    if (channels is None) == (base_channels is None):
-        raise ValueError("give exactly one of channels or base_channels")
-    return channels if channels is not None else 4 * base_channels
+from inpaintlab.models.layers import bottleneck_channels
 
 
 class SelfAttention(nn.Module):

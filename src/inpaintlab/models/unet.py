@@ -1,16 +1,23 @@
-"""U-Net inpainting generator: the seed's data flow, readable top to bottom.
+"""U-Net generator at half resolution (`model=unet`, the default): the full U-Net's data flow
+(unet_full.py) without a single convolution at full resolution.
 
     image [N,3,H,W] + mask [N,1,H,W]
-      -> masked input [N,4,H,W]   (RGB with the pixels to generate blanked, plus the mask channel)
-      -> encoder: stem at full resolution, two stride-2 steps -> features [N,4C,H/4,W/4]
-      -> bottleneck: residual blocks at 1/4 resolution (dilated, for a wide receptive field);
-         `bottleneck` can be swapped for another module with the same in/out shape
-      -> decoder: two upsampling steps with U-Net skip connections -> RGB [N,3,H,W], predicted as
-         a residual over a cheap fill of the hole (fills.py; `fill` chooses it, "edge" in
-         conf/model/unet_full.yaml)
-      -> composite: generated pixels where mask = 1, the original pixels elsewhere.
+      -> network input [N,4,H,W]: [fill, mask] with `sees_fill` (the default), else the masked
+         input (generator.py: fill -> network -> composite)
+      -> stem: a 6x6 stride-2 convolution (= space-to-depth, then a 3x3 convolution over the 16
+         channels, without the transpose) and a 3x3 one -> [N,C,H/2,W/2]
+      -> one stride-2 step -> features [N,B,H/4,W/4] -> dilated residual bottleneck
+         (B = bottleneck_channels; null: 3C)
+      -> a 3x3 conv to C channels, nearest upsampling, fused with the stem's skip -> [N,C,H/2,W/2]
+      -> 1x1 conv to 12 channels -> depth-to-space (PixelShuffle 2) -> RGB residual [N,3,H,W]
+         over the cheap fill (fills.py), faded out deep inside large holes (`residual_reach`).
 
-With C = 64 and a 256x256 input the features are exactly 64x64x256 (the seed configuration).
+Why: on a CPU the full-resolution convolutions and the GroupNorms are most of the U-Net's time.
+Working at 1/2 resolution cuts the convolution work about fourfold; the fill and the composite
+keep the output sharp where it meets the photo, and depth-to-space still predicts every output
+pixel. BatchNorm by default: onnxruntime folds it into the convolutions (and ReLU too, with
+`activation: relu`). H and W stay multiples of 8 (features at 1/4 like the full U-Net).
+The defaults are conf/model/unet.yaml's.
 """
 
 from __future__ import annotations
@@ -19,170 +26,87 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from inpaintlab.models.fills import FILLS, make_fill
+from inpaintlab.models.generator import Generator
+from inpaintlab.models.layers import (
+    ACTIVATIONS,
+    NORMS,
+    DilatedBottleneck,
+    check_choice,
+    conv_block,
+    norm_layer,
+)
 
 
-def mask_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """RGB with the pixels to generate blanked (set to 0), plus the mask as a 4th channel."""
-    return torch.cat([image * (1.0 - mask), mask], dim=1)
+def near_known_weight(mask: torch.Tensor, reach: int, step: int = 4) -> torch.Tensor:
+    """1 at known pixels and next to them, falling linearly to 0 at `reach` px (Chebyshev) from
+    the nearest known pixel: where the network's correction applies.
 
-
-def network_input(
-    image: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor, sees_fill: bool
-) -> torch.Tensor:
-    """What the encoder reads: the fill it corrects plus the mask (`sees_fill`), or the masked
-    input. Both hold only the known pixels; the fill spares the network working it out."""
-    return torch.cat([fill, mask], dim=1) if sees_fill else mask_input(image, mask)
-
-
-def composite(generated: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Generated pixels inside the mask, the known pixels unchanged outside it."""
-    return image * (1.0 - mask) + generated * mask
-
-
-NORMS = ("group", "batch")
-ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU}
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    """A config value outside its choices is one clear error when the generator is built."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    """GroupNorm (exact for any batch size) or BatchNorm (folded into the convolution at export:
-    onnxruntime then runs conv + norm as one op, about a quarter faster for these models)."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    return nn.GroupNorm(min(8, channels), channels)
-
-
-def conv_block(
-    in_ch: int,
-    out_ch: int,
-    stride: int = 1,
-    dilation: int = 1,
-    norm: str = "group",
-    activation: str = "silu",
-) -> nn.Sequential:
-    """3x3 conv -> norm -> SiLU (or ReLU, which onnxruntime fuses into the convolution).
-    GroupNorm by default because batches are small on a CPU."""
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation),
-        norm_layer(norm, out_ch),
-        ACTIVATIONS[activation](inplace=True),
+    Why: trained on crops at the training size, the network never sees a pixel more than about
+    S/2 from a known one; deeper inside a large hole at full resolution its correction is a guess
+    (it pushed real photos toward grey by up to 5 dB), while the harmonic fill there is the best
+    estimate there is. Computed at 1/`step` resolution by repeated 3x3 max-pools of the known
+    mask (cheap, exports to ONNX), then upsampled.
+    """
+    near = F.max_pool2d(1.0 - mask, step, ceil_mode=True)  # a known pixel in the step x step block
+    total = near
+    levels = max(1, reach // step)
+    for _ in range(levels - 1):
+        near = F.max_pool2d(near, 3, stride=1, padding=1)
+        total = total + near
+    weight = F.interpolate(
+        total / levels, size=mask.shape[-2:], mode="bilinear", align_corners=False
     )
+    return weight.clamp(0.0, 1.0)
 
 
-class ResidualBlock(nn.Module):
-    """Two 3x3 convolutions with a skip connection; dilation widens the receptive field cheaply."""
-
-    def __init__(
-        self, channels: int, dilation: int = 1, norm: str = "group", activation: str = "silu"
-    ) -> None:
-        super().__init__()
-        self.conv1 = conv_block(
-            channels, channels, dilation=dilation, norm=norm, activation=activation
-        )
-        self.conv2 = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), norm_layer(norm, channels)
-        )
-        self.activation = ACTIVATIONS[activation]()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(x + self.conv2(self.conv1(x)))
-
-
-class DilatedBottleneck(nn.Sequential):
-    """Residual blocks at 1/4 resolution with growing dilation (1, 2, 4, 8, ...)."""
-
-    def __init__(
-        self, channels: int, num_blocks: int = 4, norm: str = "group", activation: str = "silu"
-    ) -> None:
-        super().__init__(
-            *[ResidualBlock(channels, 2 ** (i % 4), norm, activation) for i in range(num_blocks)]
-        )
-
-
-class Encoder(nn.Module):
-    """Masked input [N,4,H,W] -> (features [N,4C,H/4,W/4], skips at full and half resolution)."""
-
-    def __init__(self, base_channels: int) -> None:
-        super().__init__()
-        c = base_channels
-        self.stem = nn.Sequential(conv_block(4, c), conv_block(c, c))
-        self.down1 = nn.Sequential(conv_block(c, 2 * c, stride=2), conv_block(2 * c, 2 * c))
-        self.down2 = nn.Sequential(conv_block(2 * c, 4 * c, stride=2), conv_block(4 * c, 4 * c))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        full = self.stem(x)
-        half = self.down1(full)
-        quarter = self.down2(half)
-        return quarter, [full, half]
-
-
-class Decoder(nn.Module):
-    """Features at 1/4 resolution + encoder skips -> RGB in [0, 1] at full resolution."""
+class UNet(Generator):
+    """Half-resolution U-Net: the residual over the fill, computed at 1/2 and 1/4 resolution."""
 
     def __init__(
         self,
-        base_channels: int,
-        fill_skip: bool = False,
+        base_channels: int = 16,
+        bottleneck_channels: int | None = 32,
+        bottleneck_blocks: int = 6,
+        activation: str = "silu",
+        norm: str = "batch",
+        fill: str = "harmonic",
+        edge_width: float = 4.0,
+        fill_levels: int = 5,
+        sees_fill: bool = True,
+        residual_reach: int | None = 32,
     ) -> None:
-        super().__init__()
-        c = base_channels
-        self.fill_skip = fill_skip
-        self.up1 = conv_block(4 * c, 2 * c)
-        self.fuse1 = conv_block(4 * c, 2 * c)
-        self.up2 = conv_block(2 * c, c)
-        self.fuse2 = conv_block(2 * c + (3 if fill_skip else 0), c)
-        self.to_rgb = nn.Conv2d(c, 3, 1)
-        nn.init.zeros_(self.to_rgb.weight)  # start as the coarse fill, learn the residual
+        super().__init__(fill, edge_width, fill_levels, sees_fill)
+        if residual_reach is not None and (
+            not isinstance(residual_reach, int) or residual_reach < 4
+        ):
+            raise ValueError(
+                f"residual_reach must be null or an integer >= 4; got {residual_reach!r}"
+            )
+        check_choice("norm", norm, NORMS)
+        check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.residual_reach = residual_reach
+        c, b = base_channels, bottleneck_channels or 3 * base_channels
+        kw = {"norm": norm, "activation": activation}
+        self.stem = nn.Sequential(
+            nn.Conv2d(4, c, 6, stride=2, padding=2),
+            norm_layer(norm, c),
+            ACTIVATIONS[activation](inplace=True),
+            conv_block(c, c, **kw),
+        )
+        self.down = nn.Sequential(conv_block(c, b, stride=2, **kw), conv_block(b, b, **kw))
+        self.bottleneck = DilatedBottleneck(b, bottleneck_blocks, norm, activation)
+        self.up = conv_block(b, c, **kw)  # at 1/4 resolution, then upsampled: 4x cheaper
+        self.fuse = conv_block(2 * c, c, **kw)
+        self.to_rgb = nn.Conv2d(c, 12, 1)
+        nn.init.zeros_(self.to_rgb.weight)  # start as the fill, learn the residual
         nn.init.zeros_(self.to_rgb.bias)
 
-    def forward(
-        self, features: torch.Tensor, skips: list[torch.Tensor], fill: torch.Tensor
-    ) -> torch.Tensor:
-        """A residual RGB correction to `fill` at full resolution."""
-        full, half = skips
-        if self.fill_skip:
-            full = torch.cat([full, fill], dim=1)
-        x = self.up1(F.interpolate(features, scale_factor=2.0, mode="nearest"))
-        x = self.fuse1(torch.cat([x, half], dim=1))
-        x = self.up2(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        x = self.fuse2(torch.cat([x, full], dim=1))
-        return self.to_rgb(x)
-
-
-class UNetGenerator(nn.Module):
-    """Encoder -> bottleneck -> U-Net decoder -> composite. Inputs and output in [0, 1]."""
-
-    def __init__(
-        self,
-        base_channels: int = 32,
-        bottleneck_blocks: int = 4,
-        bottleneck: nn.Module | None = None,
-        fill_levels: int = 5,
-        fill: str = "pyramid",
-        edge_width: float = 4.0,
-        fill_skip: bool = False,
-        sees_fill: bool = False,
-    ) -> None:
-        super().__init__()
-        check_choice("fill", fill, FILLS)
-        self.fill_levels, self.fill, self.edge_width = fill_levels, fill, edge_width
-        self.sees_fill = sees_fill
-        self.encoder = Encoder(base_channels)
-        self.bottleneck = bottleneck or DilatedBottleneck(4 * base_channels, bottleneck_blocks)
-        self.decoder = Decoder(base_channels, fill_skip)
-
-    def generate(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The raw generated RGB for every pixel (before compositing): what the losses see."""
-        fill = make_fill(image, mask, self.fill, self.edge_width, self.fill_levels)
-        features, skips = self.encoder(network_input(image, mask, fill, self.sees_fill))
-        residual = self.decoder(self.bottleneck(features), skips, fill)
-        return (fill + residual).clamp(0.0, 1.0)
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return composite(self.generate(image, mask), image, mask)
+    def network(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        half = self.stem(x)
+        x = self.bottleneck(self.down(half))
+        x = F.interpolate(self.up(x), scale_factor=2.0, mode="nearest")
+        x = self.fuse(torch.cat([x, half], dim=1))
+        residual = F.pixel_shuffle(self.to_rgb(x), 2)
+        if self.residual_reach:
+            residual = residual * near_known_weight(mask, self.residual_reach)
+        return residual

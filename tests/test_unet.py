@@ -1,5 +1,6 @@
-"""model=unet (the default, models/fast_unet.py): shapes at 1/2 and 1/4 resolution, compositing, real training steps, and
-export parity (BatchNorm folded into the convolutions in the ONNX graph)."""
+"""model=unet (the default, models/unet.py): shapes at 1/2 and 1/4 resolution, no peeking
+through the stride-2 stem, real training steps, and export parity (BatchNorm folded into the
+convolutions in the ONNX graph)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,26 @@ import hydra
 import onnx
 import pytest
 import torch
-from test_generators import assert_export_parity, off_identity, quick_fit, random_batch
+from helpers.generators import assert_export_parity, off_identity, quick_fit, random_batch
 from torch import nn
 
-from inpaintlab.models.fast_unet import FastUNetGenerator
-from inpaintlab.models.fills import fast_edge_fill, pyramid_fill
+from inpaintlab.models.fills import fast_edge_fill, make_fill
+from inpaintlab.models.unet import UNet, near_known_weight
 from inpaintlab.module import InpaintModule
+
+SMALL = {
+    "base_channels": 8,
+    "bottleneck_channels": 16,
+    "bottleneck_blocks": 2,
+    "residual_reach": None,
+}
 
 
 def test_ci_composition_shapes_and_known_pixels(compose_cfg):
     cfg = compose_cfg("experiment=ci")
     assert cfg.model.name == "unet"
     generator = hydra.utils.instantiate(cfg.model.generator).eval()
-    assert isinstance(generator, FastUNetGenerator)
+    assert isinstance(generator, UNet)
     shapes = {}
     for name in ("stem", "bottleneck"):
         getattr(generator, name).register_forward_hook(
@@ -38,7 +46,7 @@ def test_ci_composition_shapes_and_known_pixels(compose_cfg):
 def test_no_convolution_at_full_resolution():
     """The point of the model: every convolution computes its outputs at 1/2 resolution or
     below (the stem reads the full-resolution input with stride 2)."""
-    generator = FastUNetGenerator(base_channels=8, bottleneck_channels=16).eval()
+    generator = UNet(base_channels=8, bottleneck_channels=16).eval()
     heights = []
     for module in generator.modules():
         if isinstance(module, nn.Conv2d):
@@ -51,7 +59,7 @@ def test_no_convolution_at_full_resolution():
 @pytest.mark.parametrize(("fill", "sees_fill"), [("edge", False), ("fast_edge", True)])
 def test_output_does_not_depend_on_hidden_pixels(fill, sees_fill):
     """The stride-2 stem mixes a hole pixel with its known neighbours: it must still not peek."""
-    generator = off_identity(FastUNetGenerator(8, 16, 2, fill=fill, sees_fill=sees_fill))
+    generator = off_identity(UNet(**SMALL, fill=fill, sees_fill=sees_fill))
     image = torch.rand(1, 3, 32, 32)
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., 7:21, 9:20] = 1  # odd edges: 2x2 cells half known, half hidden
@@ -60,18 +68,12 @@ def test_output_does_not_depend_on_hidden_pixels(fill, sees_fill):
         assert torch.allclose(generator(image, mask), generator(other, mask), atol=1e-6)
 
 
-def test_starts_as_its_fill():
-    generator = FastUNetGenerator(base_channels=8, bottleneck_channels=16, fill="pyramid").eval()
-    image, mask = random_batch(1, 32, 32)
-    with torch.no_grad():
-        raw = generator.generate(image, mask)
-    assert torch.allclose(raw, pyramid_fill(image, mask).clamp(0, 1))
-
-
-@pytest.mark.parametrize("kwargs", [{"fill": "nearest"}, {"norm": "layer"}, {"activation": "gelu"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"norm": "layer"}, {"activation": "gelu"}, {"residual_reach": 2}]
+)
 def test_bad_options_are_one_clear_error(kwargs):
-    with pytest.raises(ValueError, match="must be one of"):
-        FastUNetGenerator(**kwargs)
+    with pytest.raises(ValueError, match="must be"):
+        UNet(**kwargs)
 
 
 def test_trains_through_the_lightning_module(compose_cfg):
@@ -93,9 +95,7 @@ def test_trains_through_the_lightning_module(compose_cfg):
 )
 def test_export_parity_and_folded_batchnorm(tmp_path, fill, activation, sees_fill):
     torch.manual_seed(0)
-    generator = off_identity(
-        FastUNetGenerator(8, 16, 2, fill, activation=activation, sees_fill=sees_fill)
-    )
+    generator = off_identity(UNet(**SMALL, fill=fill, activation=activation, sees_fill=sees_fill))
     with torch.no_grad():  # running statistics that are not the identity
         for module in generator.modules():
             if isinstance(module, nn.BatchNorm2d):
@@ -107,7 +107,7 @@ def test_export_parity_and_folded_batchnorm(tmp_path, fill, activation, sees_fil
 
 
 def test_sees_fill_feeds_the_fill_and_the_mask_to_the_stem():
-    generator = FastUNetGenerator(8, 16, 2, fill="fast_edge", sees_fill=True).eval()
+    generator = UNet(**SMALL, fill="fast_edge", sees_fill=True).eval()
     seen = []
     generator.stem[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
     image, mask = random_batch(2, 32, 32)
@@ -120,9 +120,6 @@ def test_sees_fill_feeds_the_fill_and_the_mask_to_the_stem():
 def test_the_correction_fades_out_deep_inside_large_holes():
     """residual_reach: 1 next to known pixels, 0 from `reach` px inside the hole on, so deep in a
     hole larger than any training hole the output is the fill itself."""
-    from inpaintlab.models.fast_unet import near_known_weight
-    from inpaintlab.models.fills import make_fill
-
     mask = torch.zeros(1, 1, 160, 160)
     mask[..., 16:144, 16:144] = 1  # 128 px box: its centre is 64 px from the nearest known pixel
     weight = near_known_weight(mask, 32)
@@ -131,9 +128,7 @@ def test_the_correction_fades_out_deep_inside_large_holes():
     assert (weight[0, 0, 80, 16:80].diff() <= 1e-6).all()  # falls monotonically into the hole
     torch.manual_seed(0)
     generator = off_identity(
-        FastUNetGenerator(
-            base_channels=8, bottleneck_blocks=1, fill="harmonic", sees_fill=True, residual_reach=32
-        )
+        UNet(base_channels=8, bottleneck_blocks=1, fill="harmonic", residual_reach=32)
     ).eval()
     image = torch.rand(1, 3, 160, 160)
     with torch.no_grad():
@@ -146,8 +141,6 @@ def test_the_correction_fades_out_deep_inside_large_holes():
 def test_faded_correction_exports(tmp_path):
     torch.manual_seed(0)
     generator = off_identity(
-        FastUNetGenerator(
-            base_channels=8, bottleneck_blocks=1, fill="harmonic", sees_fill=True, residual_reach=16
-        )
+        UNet(base_channels=8, bottleneck_blocks=1, fill="harmonic", residual_reach=16)
     )
     assert_export_parity(generator, tmp_path, "unet", [(48, 64), (40, 24)])
