@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from serve_helpers import tiny_onnx
+from helpers.serve import tiny_onnx
 
 from inpaintlab.baselines import classical_inpaint
 from inpaintlab.data.masks import EVAL_FAMILIES, make_masks

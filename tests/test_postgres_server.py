@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ci_project, clean_env, run_ok
+from helpers.mlflow_server import mlflow_server
 from helpers.postgres import Postgres, postgres_missing, postgres_server
 from mlflow.tracking import MlflowClient
-from mlflow_server import mlflow_server
 from PIL import Image
 
 pytestmark = pytest.mark.slow

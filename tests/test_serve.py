@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 import requests
 from conftest import BIN, clean_env, copy_project
-from mlflow_server import free_port, stop
+from helpers.mlflow_server import free_port, stop
+from helpers.serve import photo, running_server, tiny_onnx
 from PIL import Image
-from serve_helpers import photo, running_server, tiny_onnx
 
 from inpaintlab.data.io import save_image
 from inpaintlab.inference import inpaint, load_model, outpaint

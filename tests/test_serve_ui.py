@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.serve import photo, running_server, tiny_onnx
 from PIL import Image
-from serve_helpers import photo, running_server, tiny_onnx
 from test_ui import browser_missing, chromium
 
 from inpaintlab.data.io import save_image

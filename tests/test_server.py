@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import BIN, ci_project, clean_env, run_ok
+from helpers.mlflow_server import mlflow_server
 from mlflow.tracking import MlflowClient
-from mlflow_server import mlflow_server
 from PIL import Image
 
 pytestmark = pytest.mark.slow

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, ci_project, run_ok
+from helpers.mlflow_server import mlflow_server
 from mlflow.tracking import MlflowClient
-from mlflow_server import mlflow_server
 from PIL import Image
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow_server import free_port
+from helpers.mlflow_server import free_port
 
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"

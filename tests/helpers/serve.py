@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from mlflow_server import free_port
+
+from helpers.mlflow_server import free_port
 
 TRAIN_SIZE = (
     32  # the model's "training size": windows and tiles of predict's strategy scale with it
