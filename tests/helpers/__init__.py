@@ -1,0 +1,1 @@
+"""Shared test fixtures that start real systems (a Slurm cluster, ...)."""
