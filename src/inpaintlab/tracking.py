@@ -122,8 +122,17 @@ def data_version(root: str | Path = ".") -> str:
 
 def process_tags() -> dict[str, str]:
     """Tags naming this process (host, boot, pid and its start time): a later run can tell
-    whether the process that holds a RUNNING run is still alive (close_dead_runs)."""
-    return {PROCESS_TAG.format(k): v for k, v in process_identity().items()}
+    whether the process that holds a RUNNING run is still alive (close_dead_runs). Inside a
+    Slurm job also the job's id and how often it was requeued (`inpaintlab.slurm_job_id`,
+    `.slurm_restart_count`): which job trained the run, or resumed it."""
+    tags = {PROCESS_TAG.format(k): v for k, v in process_identity().items()}
+    env = os.environ
+    if env.get("SLURM_JOB_ID"):
+        array_job, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+        job = f"{array_job}_{task}" if array_job and task else env["SLURM_JOB_ID"]
+        tags[PROCESS_TAG.format("slurm_job_id")] = job
+        tags[PROCESS_TAG.format("slurm_restart_count")] = env.get("SLURM_RESTART_COUNT", "0")
+    return tags
 
 
 def close_dead_runs(uri: str, experiment_id: str) -> list[str]:

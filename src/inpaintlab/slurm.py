@@ -1,0 +1,92 @@
+"""Training inside a Slurm job: the scheduler's warning signal requeues the job, and the requeued
+job resumes the training from its last checkpoint (runs.py), in the same MLflow run.
+
+Slurm sends SIGUSR1 ahead of a time limit or a preemption when asked to (`--signal=USR1@90`,
+the signal Lightning's docs use; `scancel --signal=USR1 <job>` does it by hand). Inside a Slurm job
+Lightning would handle it itself (`SLURMEnvironment(auto_requeue=True)`): save a mid-epoch
+`hpc_ckpt_<n>.ckpt` into `trainer.default_root_dir`, the working directory, i.e. the repo root,
+then `scontrol requeue`. We do not want that file: train.py resumes only at epoch ends (a
+mid-epoch resume re-draws the loader's shuffle), and Lightning loads the newest such file into any
+later fit without a checkpoint (every fresh training) under Slurm in that folder, whatever its
+settings. Lightning leaves a signal that already has a handler alone, so `RequeueOnSignal`
+(a Hydra callback, conf/hydra/default.yaml) installs one before the training starts: it only
+requeues. Slurm then stops the job with SIGTERM, which train.py turns into a stop at the next
+batch (MLflow run KILLED, `last.ckpt` kept); the requeued job runs the same command again, which
+resumes that run. A plain `scontrol requeue` or a preemption with PreemptMode=REQUEUE takes the
+same path from the SIGTERM on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+REQUEUE_SIGNAL = signal.SIGUSR1  # Lightning's SLURMEnvironment.requeue_signal
+
+
+def slurm_job_id() -> str | None:
+    """This job's id as scontrol takes it (`<array job>_<task>` for an array task, as the
+    submitit launcher submits sweeps); None outside a Slurm job or in an interactive one."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    from lightning.fabric.plugins.environments import SLURMEnvironment  # only inside Slurm: slow
+
+    if not SLURMEnvironment.detect():
+        return None
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array_job}_{task}" if array_job and task else os.environ["SLURM_JOB_ID"]
+
+
+def requeue(job_id: str) -> bool:
+    """`scontrol requeue <job>`: Slurm ends the job (SIGTERM) and queues it again."""
+    try:
+        result = subprocess.run(
+            ["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("could not requeue Slurm job %s: %s", job_id, err)
+        return False
+    if result.returncode != 0:
+        log.warning("could not requeue Slurm job %s: %s", job_id, result.stderr.strip())
+        return False
+    return True
+
+
+class RequeueOnSignal(Callback):
+    """Inside a (non-interactive) Slurm job: SIGUSR1 requeues the job, without Lightning's
+    mid-epoch checkpoint (module docstring). Nothing changes outside Slurm."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._installed = False
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        job_id = slurm_job_id()
+        if job_id is None or threading.current_thread() is not threading.main_thread():
+            return
+
+        def handle(signum: int, frame: object) -> None:
+            log.warning(
+                "%s: requeueing Slurm job %s; the training stops at the next batch and the "
+                "requeued job resumes it from its last checkpoint",
+                signal.Signals(signum).name,
+                job_id,
+            )
+            requeue(job_id)
+
+        self._previous = signal.signal(REQUEUE_SIGNAL, handle)
+        self._installed = True
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self._installed:
+            signal.signal(REQUEUE_SIGNAL, self._previous)
+            self._installed = False
