@@ -23,11 +23,11 @@ import pytest
 import torch
 from conftest import ROOT, ci_project, clean_env, run_ok
 from helpers import slurm
+from helpers.sweeps import check_sweep, sweep_runs
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from test_sweeps import check_sweep, sweep_runs
 
-from inpaintlab.slurm import RequeueOnSignal
+from inpaintlab.slurm import requeue_on_signal
 
 SWEEP_TIMEOUT_S = 300
 
@@ -235,20 +235,17 @@ def test_the_slurm_launcher_takes_its_resources_from_config():
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (launcher.cpus_per_task, launcher.mem_gb, launcher.timeout_min) == (2, 4, 60)
     assert launcher.partition == "gpu"
-    assert cfg.hydra.callbacks.slurm_requeue._target_ == "inpaintlab.slurm.RequeueOnSignal"
 
 
 def test_the_requeue_handler_is_installed_only_inside_a_slurm_job(monkeypatch):
     before = signal.getsignal(signal.SIGUSR1)
     for var in [v for v in os.environ if v.startswith("SLURM_")]:
         monkeypatch.delenv(var)
-    callback = RequeueOnSignal()
-    callback.on_job_start(config=None)
-    assert signal.getsignal(signal.SIGUSR1) is before  # outside Slurm: Lightning's default
+    with requeue_on_signal():
+        assert signal.getsignal(signal.SIGUSR1) is before  # outside Slurm: Lightning's default
     monkeypatch.setenv("SLURM_JOB_ID", "12")
     monkeypatch.setenv("SLURM_NTASKS", "1")
     monkeypatch.setenv("SLURM_JOB_NAME", "train")
-    callback.on_job_start(config=None)
-    assert signal.getsignal(signal.SIGUSR1) is not before
-    callback.on_job_end(config=None, job_return=None)
+    with requeue_on_signal():
+        assert signal.getsignal(signal.SIGUSR1) is not before
     assert signal.getsignal(signal.SIGUSR1) is before

@@ -8,9 +8,8 @@ Lightning would handle it itself (`SLURMEnvironment(auto_requeue=True)`): save a
 then `scontrol requeue`. We do not want that file: train.py resumes only at epoch ends (a
 mid-epoch resume re-draws the loader's shuffle), and Lightning loads the newest such file into any
 later fit without a checkpoint (every fresh training) under Slurm in that folder, whatever its
-settings. Lightning leaves a signal that already has a handler alone, so `RequeueOnSignal`
-(a Hydra callback, conf/hydra/default.yaml) installs one before the training starts: it only
-requeues. Slurm then stops the job with SIGTERM, which train.py turns into a stop at the next
+settings. Lightning leaves a signal that already has a handler alone, so train.py installs one
+(`requeue_on_signal`) before the training starts: it only requeues. Slurm then stops the job with SIGTERM, which train.py turns into a stop at the next
 batch (MLflow run KILLED, `last.ckpt` kept); the requeued job runs the same command again, which
 resumes that run. A plain `scontrol requeue` or a preemption with PreemptMode=REQUEUE takes the
 same path from the SIGTERM on.
@@ -23,10 +22,8 @@ import os
 import signal
 import subprocess
 import threading
-from typing import Any
-
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -61,32 +58,30 @@ def requeue(job_id: str) -> bool:
     return True
 
 
-class RequeueOnSignal(Callback):
-    """Inside a (non-interactive) Slurm job: SIGUSR1 requeues the job, without Lightning's
-    mid-epoch checkpoint (module docstring). Nothing changes outside Slurm."""
+@contextmanager
+def requeue_on_signal(leader: bool = True) -> Iterator[None]:
+    """Inside a (non-interactive) Slurm job, while training: SIGUSR1 requeues the job, without
+    Lightning's mid-epoch checkpoint (module docstring); data-parallel ranks other than rank 0
+    only log it (one requeue per job). Nothing changes outside Slurm. train.py uses it, so a
+    sweep job, `dvc repro` and a plain command line under sbatch all get it."""
+    job_id = slurm_job_id()
+    if job_id is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    def __init__(self) -> None:
-        self._previous: Any = None
-        self._installed = False
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        job_id = slurm_job_id()
-        if job_id is None or threading.current_thread() is not threading.main_thread():
+    def handle(signum: int, frame: object) -> None:
+        if not leader:
             return
+        log.warning(
+            "%s: requeueing Slurm job %s; the training stops at the next batch and the "
+            "requeued job resumes it from its last checkpoint",
+            signal.Signals(signum).name,
+            job_id,
+        )
+        requeue(job_id)
 
-        def handle(signum: int, frame: object) -> None:
-            log.warning(
-                "%s: requeueing Slurm job %s; the training stops at the next batch and the "
-                "requeued job resumes it from its last checkpoint",
-                signal.Signals(signum).name,
-                job_id,
-            )
-            requeue(job_id)
-
-        self._previous = signal.signal(REQUEUE_SIGNAL, handle)
-        self._installed = True
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if self._installed:
-            signal.signal(REQUEUE_SIGNAL, self._previous)
-            self._installed = False
+    previous = signal.signal(REQUEUE_SIGNAL, handle)
+    try:
+        yield
+    finally:
+        signal.signal(REQUEUE_SIGNAL, previous)

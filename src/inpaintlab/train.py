@@ -32,7 +32,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintlab import distributed, runs, settings, tracking
+from inpaintlab import distributed, runs, settings, slurm, tracking
 from inpaintlab.checkpoints import AtomicCheckpointIO
 from inpaintlab.errors import Interrupted, UserError, one_line, stage
 from inpaintlab.module import InpaintModule
@@ -224,55 +224,70 @@ def train(cfg: DictConfig) -> dict:
     fingerprint = runs.Fingerprint(
         runs.train_config(config), runs.code_digest(), runs.data_digest(datamodule.prepared_dir)
     )
-    from mlflow.tracking import MlflowClient
-
     stop = SignalStop().install()
     try:
-        resume = bool(OmegaConf.select(cfg, "train.resume", default=True))
-        uri = tracking.tracking_uri(cfg.logger.tracking_uri)
-        experiment_id = tracking.ensure_experiment(cfg.logger.experiment_name, uri)
-        tracking.close_dead_runs(uri, experiment_id)
-
-        finished = runs.recover(out.work_dir)
-        if finished:
-            state = runs.read_state(out.work_dir / runs.RUNS / finished) or {}
-            say(f"completed publishing run {finished}, which a stopped process had begun")
-            if (
-                resume
-                and state.get("summary")
-                and not fingerprint.differences(state["fingerprint"])
-            ):
-                tracking.terminate(uri, state["mlflow"]["run_id"], "FINISHED")
-                return state["summary"] | {
-                    "checkpoint": str(out.checkpoint),
-                    "mlflow_run_id": state["mlflow"]["run_id"],
-                }
-        if stop.signum is not None:
-            name = signal.Signals(stop.signum).name
-            raise Interrupted(f"interrupted by {name} before training started", stop.signum)
-
-        run = runs.open_run(out.work_dir, fingerprint, resume, cfg.trainer.max_epochs, say)
-        try:
-            mlflow_run_id = start_mlflow(cfg, info, uri, experiment_id, run, config, say)
-            recorder.bind(run, MlflowClient(tracking_uri=uri), mlflow_run_id, stop)
-            if trainer.world_size == 1:
-                return fit_and_publish(
-                    config, out, module, datamodule, trainer, recorder, stop, run, uri
-                )
-            resume_from = run.last if run.resumed and run.last.exists() else None
-            launch = distributed.Launch(
-                str(run.dir.resolve()),
-                str(resume_from.resolve()) if resume_from else None,
-                mlflow_run_id,
+        with slurm.requeue_on_signal():
+            return lead(
+                cfg, info, out, fingerprint, config, module, datamodule, trainer, recorder, stop
             )
-            with distributed.leader_session(out.work_dir, launch):
-                return fit_and_publish(
-                    config, out, module, datamodule, trainer, recorder, stop, run, uri
-                )
-        finally:
-            run.close()
     finally:
         stop.uninstall()
+
+
+def lead(
+    cfg: DictConfig,
+    info: tracking.JobInfo,
+    out: Outputs,
+    fingerprint: runs.Fingerprint,
+    config: dict,
+    module: InpaintModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    recorder: RunRecorder,
+    stop: SignalStop,
+) -> dict:
+    """Rank 0 (or the only process): resume or open the run, start its MLflow run, fit, publish."""
+    from mlflow.tracking import MlflowClient
+
+    resume = bool(OmegaConf.select(cfg, "train.resume", default=True))
+    uri = tracking.tracking_uri(cfg.logger.tracking_uri)
+    experiment_id = tracking.ensure_experiment(cfg.logger.experiment_name, uri)
+    tracking.close_dead_runs(uri, experiment_id)
+
+    finished = runs.recover(out.work_dir)
+    if finished:
+        state = runs.read_state(out.work_dir / runs.RUNS / finished) or {}
+        say(f"completed publishing run {finished}, which a stopped process had begun")
+        if resume and state.get("summary") and not fingerprint.differences(state["fingerprint"]):
+            tracking.terminate(uri, state["mlflow"]["run_id"], "FINISHED")
+            return state["summary"] | {
+                "checkpoint": str(out.checkpoint),
+                "mlflow_run_id": state["mlflow"]["run_id"],
+            }
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        raise Interrupted(f"interrupted by {name} before training started", stop.signum)
+
+    run = runs.open_run(out.work_dir, fingerprint, resume, cfg.trainer.max_epochs, say)
+    try:
+        mlflow_run_id = start_mlflow(cfg, info, uri, experiment_id, run, config, say)
+        recorder.bind(run, MlflowClient(tracking_uri=uri), mlflow_run_id, stop)
+        if trainer.world_size == 1:
+            return fit_and_publish(
+                config, out, module, datamodule, trainer, recorder, stop, run, uri
+            )
+        resume_from = run.last if run.resumed and run.last.exists() else None
+        launch = distributed.Launch(
+            str(run.dir.resolve()),
+            str(resume_from.resolve()) if resume_from else None,
+            mlflow_run_id,
+        )
+        with distributed.leader_session(out.work_dir, launch):
+            return fit_and_publish(
+                config, out, module, datamodule, trainer, recorder, stop, run, uri
+            )
+    finally:
+        run.close()
 
 
 def follow_leader(
@@ -290,7 +305,10 @@ def follow_leader(
     stop = SignalStop().install()
     recorder.bind(run, None, launch.mlflow_run_id, stop, leader=False)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=launch.resume_from, weights_only=True)
+        with slurm.requeue_on_signal(leader=False):
+            trainer.fit(
+                module, datamodule=datamodule, ckpt_path=launch.resume_from, weights_only=True
+            )
     except (StopRequested, KeyboardInterrupt, SIGTERMException) as err:
         signum = getattr(err, "signum", None) or stop.signum or signal.SIGTERM
         raise Interrupted(
