@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from inpaintlab import tracking
+from inpaintlab.utils import available_cpus
 
 
 def run(cmd: list[str], cwd: Path, omp: str | None = "1") -> str:
@@ -84,7 +85,7 @@ def test_joblib_multirun_runs_in_parallel_on_a_fresh_store(prepared, tmp_path):
     assert "Joblib.Parallel(n_jobs=2" in out
     parent, children = check_sweep(f"sqlite:///{db}", [3, 4])
     assert parent.data.tags["launcher"] == "parallel"
-    threads = max(1, tracking.available_cpus() // 2)  # the CPUs shared by the 2 jobs
+    threads = max(1, available_cpus() // 2)  # the CPUs shared by the 2 jobs
     for job in ["0", "1"]:
         assert (
             f"torch threads: {threads} (OMP_NUM_THREADS={threads})"
@@ -119,7 +120,7 @@ def test_run_name_shows_what_varies_between_jobs():
 
 
 def test_threads_are_shared_among_parallel_jobs(monkeypatch):
-    monkeypatch.setattr(tracking, "available_cpus", lambda: 8)
+    monkeypatch.setattr(tracking.jobs, "available_cpus", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
     assert tracking.threads_per_job(None) == 8

@@ -40,10 +40,11 @@ from typing import Any
 from inpaintlab.utils import (
     Busy,
     FileLock,
+    atomic_file,
+    atomic_write_bytes,
     atomic_write_json,
     process_identity,
     remove_stale_temps,
-    write_temp,
 )
 
 log = logging.getLogger(__name__)
@@ -303,8 +304,7 @@ def stage(run: Run, files: Mapping[str, bytes | str]) -> None:
     """Write the run's outputs (name -> content) completely into its publish/ folder."""
     run.staged.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        tmp = write_temp(run.staged / name, data)
-        os.replace(tmp, run.staged / name)
+        atomic_write_bytes(run.staged / name, data)
     _fsync_dir(run.staged)
 
 
@@ -322,13 +322,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _copy_into_place(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = write_temp(target, source.read_bytes())
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Copy source over target atomically (a flushed temp file renamed over it): a publisher
+    killed mid-copy leaves target whole, old or new."""
+    with source.open("rb") as src, atomic_file(target) as out:
+        shutil.copyfileobj(src, out)
 
 
 def _apply(work_dir: Path, run_dir: Path, targets: Iterable[Target]) -> None:
