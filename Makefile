@@ -48,7 +48,7 @@ params: $(STAMP)
 
 run: data params
 	$(BIN)/dvc repro
-	@$(BIN)/inpaintlab report metrics/eval.json
+	@$(BIN)/inpaintlab report metrics/eval.json --readme README.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

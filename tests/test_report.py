@@ -147,3 +147,26 @@ def test_full_size_tables_come_first_with_the_margin_over_the_best_method() -> N
     box = next(line for line in text.splitlines() if line.startswith("| box") and "23.00" in line)
     assert "-1.00" in box  # 22.0 against FSR's 23.0, not NS's 21.5
     assert "FSR 2500" in text and "model 30" in text  # time per image
+
+
+def test_readme_block_is_rewritten_from_eval_json(tmp_path):
+    """make run's `report --readme README.md`: the block between the markers becomes the tables
+    of this eval.json; the text around it stays; a file without the markers is a one-line error."""
+    from inpaintlab.report import README_END, README_START, format_table, main
+
+    metrics = {
+        "model": {"box": {"psnr": 20.0, "ssim": 0.8, "accuracy": 0.3, "n": 2}},
+        "baselines": {"telea": {"box": {"psnr": 19.0, "n": 2}}},
+    }
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps(metrics))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{README_START}\nold tables\n{README_END}\n\n## next\n")
+    assert main([str(eval_json), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old tables" not in text and format_table(metrics) in text
+    assert text.startswith("# title\n\n") and text.endswith(f"{README_END}\n\n## next\n")
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    assert main([str(eval_json), "--readme", str(plain)]) == 2
+    assert plain.read_text() == "no markers\n"

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from inpaintlab.errors import UserError, command
+from inpaintlab.utils import atomic_write_text
 
 BASELINE_LABELS = {
     "telea": "Telea",
@@ -188,7 +189,32 @@ def build_parser() -> argparse.ArgumentParser:
         default="metrics/eval.json",
         help="evaluation metrics JSON (default: metrics/eval.json)",
     )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help=f"also write the tables into this file, between {README_START} and {README_END} "
+        "(make run does it for README.md)",
+    )
     return parser
+
+
+README_START, README_END = "<!-- RESULTS:START -->", "<!-- RESULTS:END -->"
+
+
+def write_into(readme: Path, tables: str, source: str) -> None:
+    """Replace what lies between the README's two markers with the tables (atomically)."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {str(readme)!r}: {exc.strerror or exc}") from None
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise UserError(f"{readme} has no {README_START} ... {README_END} block to write into")
+    block = (
+        f"{README_START}\n<!-- written by `inpaintlab report {source} --readme {readme}` -->\n\n"
+        f"{tables}\n"
+    )
+    atomic_write_text(readme, text[:start] + block + text[end:])
 
 
 @command
@@ -206,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RecursionError) as exc:  # invalid JSON, or not an eval metrics file
         raise UserError(f"{args.metrics!r}: {' '.join(str(exc).split())}") from None
     print(table)
+    if args.readme is not None:
+        write_into(args.readme, table, args.metrics)
     return 0
 
 
