@@ -64,35 +64,33 @@ warnings.filterwarnings(
     message=".*(LeafSpec|log_every_n_steps|does not have many workers|`srun` command is available).*",
 )
 
-CHECKPOINT = Path("models") / CHECKPOINT_NAME
-TRAIN_METRICS = Path("metrics") / TRAIN_METRICS_NAME
-HISTORY = Path("plots") / HISTORY_NAME
-WORK_DIR = Path("logs/train")
-
-
 @dataclass(frozen=True)
 class Outputs:
-    """Where a run writes. The repo paths belong to the single-run DVC pipeline; sweep jobs run
-    side by side (joblib) and would clobber each other there, so each uses its Hydra job dir."""
+    """Where a run writes: the `paths` config (the same keys dvc.yaml's outs read). Sweep jobs run
+    side by side (joblib, Slurm) and would clobber each other there, so each writes the same
+    relative paths under its Hydra job dir."""
 
-    checkpoint: Path = CHECKPOINT
-    metrics: Path = TRAIN_METRICS
-    history: Path = HISTORY
-    work_dir: Path = WORK_DIR
+    checkpoint: Path
+    metrics: Path
+    history: Path
+    work_dir: Path
 
     @classmethod
-    def for_job(cls, info: tracking.JobInfo) -> Outputs:
-        if not (info.multirun and info.output_dir):
-            return cls()
-        base = info.output_dir
-        return cls(base / CHECKPOINT, base / TRAIN_METRICS, base / HISTORY, base / WORK_DIR)
+    def for_job(cls, paths: DictConfig, info: tracking.JobInfo) -> Outputs:
+        base = info.output_dir if info.multirun and info.output_dir else Path()
+        return cls(
+            base / paths.checkpoint,
+            base / paths.train_metrics,
+            base / paths.train_history,
+            base / paths.train_runs,
+        )
 
     def targets(self) -> list[runs.Target]:
         """The published files and the names of their staged copies in a run folder."""
         return [
-            runs.Target(self.checkpoint, CHECKPOINT.name),
-            runs.Target(self.metrics, TRAIN_METRICS.name),
-            runs.Target(self.history, HISTORY.name),
+            runs.Target(self.checkpoint, CHECKPOINT_NAME),
+            runs.Target(self.metrics, TRAIN_METRICS_NAME),
+            runs.Target(self.history, HISTORY_NAME),
         ]
 
 
@@ -207,7 +205,7 @@ def train(cfg: DictConfig) -> dict:
     SIGTERM end it with utils.Interrupted (exit 130/143) after marking the MLflow run KILLED."""
     settings.check_train(cfg)
     info = tracking.job_info()
-    out = Outputs.for_job(info)
+    out = Outputs.for_job(cfg.paths, info)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_num_threads(tracking.threads_per_job(info.launcher if info.multirun else None))
     log.info(
@@ -380,7 +378,7 @@ def fit_and_publish(
     client.log_metric(mlflow_run_id, "train_seconds", round(seconds, 1))
     if summary["best_val_psnr"] is not None:  # the sweep objective, comparable across runs
         client.log_metric(mlflow_run_id, "best_val_psnr", summary["best_val_psnr"])
-    client.log_artifact(mlflow_run_id, str(run.staged / HISTORY.name))
+    client.log_artifact(mlflow_run_id, str(run.staged / HISTORY_NAME))
     client.set_terminated(mlflow_run_id, status="FINISHED")
 
     previous = runs.publish(out.work_dir, run, out.targets())
