@@ -105,3 +105,32 @@ def test_tiny_folders_get_a_photo_in_every_split(count):
         split = assign_splits(names, 0.1, 0.2, seed)
         assert all(split[s] for s in ("train", "val", "test")), (count, seed, split)
         assert sorted(sum(split.values(), [])) == sorted(names)
+
+
+def test_masks_made_in_chunks_are_make_masks_and_reused_from_the_cache(tmp_path, monkeypatch):
+    from inpaintlab.data import prepare_masks
+    from inpaintlab.data.masks import EVAL_FAMILIES, make_masks
+
+    monkeypatch.setattr(prepare_masks, "CHUNK_BYTES", 5 * 32 * 32)  # 5 masks a chunk
+    cache = tmp_path / "cache"
+    stamps: dict[str, int] = {}
+    for count in (23, 30):  # 4 full chunks + 3 rows, then 6 full chunks
+        writer = prepare_masks.MaskWriter(cache=cache)
+        writer.test_masks(tmp_path, ["box", "irregular"], count, 32, 1234)
+        writer.val_masks(tmp_path, ["box", "outpaint"], count, 32, 99)
+        with np.load(tmp_path / "masks_test.npz") as stored:
+            for family in ("box", "irregular"):
+                expected = make_masks(EVAL_FAMILIES[family], count, 32, 32, 1234)
+                assert np.array_equal(stored[family], expected.astype(np.uint8))
+        with np.load(tmp_path / "masks_val.npz") as stored:
+            assert list(stored["family"][:3]) == ["box", "outpaint", "box"]
+            for i in (0, 1, count - 1):
+                family = EVAL_FAMILIES[["box", "outpaint"][i % 2]]
+                assert np.array_equal(stored["mask"][i], make_masks(family, 1, 32, 32, 99 + i)[0])
+        if not stamps:
+            assert len(writer.used) == 15  # 3 arrays x 5 chunks
+            stamps = {p.name: p.stat().st_mtime_ns for p in (cache / "masks").iterdir()}
+    files = {p.name: p.stat().st_mtime_ns for p in (cache / "masks").iterdir()}
+    assert len(writer.used) == 18 and len(files) == 15 + 6  # 2 new chunks per array
+    kept = [name for name in stamps if name.split(".")[0] in writer.used]
+    assert len(kept) == 12 and all(files[name] == stamps[name] for name in kept)

@@ -59,10 +59,9 @@ from inpaintlab.data.prepare_jobs import (
     prune_cache,
     resize_short_side,
     run_jobs,
-    write_masks,
     write_prepared_image,
-    write_test_masks,
 )
+from inpaintlab.data.prepare_masks import MaskWriter, write_test_masks
 from inpaintlab.data.streaming import bounded_map, make_pool
 from inpaintlab.settings import check_data
 from inpaintlab.utils import (
@@ -177,7 +176,8 @@ class PrepareRun:
     manifest: dict
     decoded: int  # photos read from data/raw
     reused: int  # photos whose files came from the cache
-    seconds: float
+    seconds: float  # the whole stage
+    photo_seconds: float  # of which the photos (the rest: listing, masks, manifest, cache)
     workers: int
 
 
@@ -316,6 +316,7 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
                     tally.add(record)
                 bar.update(len(records))
                 bar.set_postfix(cached=tally.reused, refresh=False)
+        photo_seconds = time.perf_counter() - started
         counts = tally.counts
         usable = sum(counts.values())
         if usable == 0:
@@ -328,17 +329,12 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
                 f"need at least one image in each split, got {counts} from {usable} usable "
                 "images; add photos"
             )
-        write_masks(
-            tmp,
-            val_families=list(cfg.val_families),
-            eval_families=list(cfg.eval_families),
-            size=size,
-            seed=int(cfg.eval_mask_seed),
-            counts=counts,
-            full_counts=tally.full_counts,
-            pool=pool,
-            workers=workers,
-        )
+        masks = MaskWriter(pool, workers, cache)
+        seed, families = int(cfg.eval_mask_seed), list(cfg.eval_families)
+        masks.val_masks(tmp, list(cfg.val_families), counts["val"], size, seed)
+        masks.test_masks(tmp, families, counts["test"], size, seed)
+        for full, n in tally.full_counts.items():
+            masks.test_masks(tmp, families, n, int(full), seed, f"masks_test_{full}.npz")
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -378,21 +374,22 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
     replace_dir(tmp, out_dir)
     if cache is not None:
         used = {entry_path(cache, n, s).name for s, names in splits.items() for n in names}
-        prune_cache(cache, used)
+        prune_cache(cache, used | masks.used)
     seconds = time.perf_counter() - started
     log.info(
         "prepared %s (skipped %d) into %s: %d photos decoded, %d from the cache, %.1f s "
-        "(%.0f img/s, %d workers)",
+        "(photos %.1f s, %.0f img/s, %d workers)",
         counts,
         len(tally.skipped),
         out_dir,
         tally.decoded,
         tally.reused,
         seconds,
+        photo_seconds,
         len(files) / max(seconds, 1e-9),
         workers,
     )
-    return PrepareRun(manifest, tally.decoded, tally.reused, seconds, workers)
+    return PrepareRun(manifest, tally.decoded, tally.reused, seconds, photo_seconds, workers)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")

@@ -1,5 +1,5 @@
-"""The work the prepare stage hands to its worker processes: one photo (the source file -> its
-files in data/prepared) or one chunk of fixed masks.
+"""The work the prepare stage hands to its worker processes for one photo: the source file ->
+its files in data/prepared (the masks: prepare_masks).
 
 A photo job is plain data (paths, the split, the output names), so any worker process can run it and
 write its results straight into the prepared folder being built: nothing but a small `Done`
@@ -22,8 +22,6 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,14 +31,11 @@ import PIL
 from PIL import Image
 
 from inpaintlab.data.io import ImageLoadError, load_rgb
-from inpaintlab.data.masks import EVAL_FAMILIES, make_masks
-from inpaintlab.data.streaming import Chunked, bounded_map, write_npz
 
 # Bump when the processing below changes what a photo's files hold (cache entries of another
 # version are never read).
 CACHE_VERSION = 1
 
-MASK_CHUNK_BYTES = 4 << 20  # masks per chunk of work: about 4 MB of them
 KEEP_CACHE_SETTINGS = 3  # cache folders of data settings kept (the most recently used)
 
 # Train copies above train_png_max_side: JPEG quality 95 without chroma subsampling (4:4:4):
@@ -167,17 +162,19 @@ def run_job(job: Job, shaping: Shaping) -> Done:
     if entry is None:
         return _done(job, _process(job, shaping, None), reused=False)
     stat = os.stat(job.source)
-    meta = _valid_entry(entry, job.source, stat)
-    if meta is not None:
+    record = _read_record(entry)
+    if record is not None and _describes(record, entry, job.source, stat):
         try:
-            for folder, suffix in meta["files"].items():
+            for folder, suffix in record["files"].items():
                 shutil.copyfile(f"{entry}.{folder}{suffix}", _out_path(job, folder, suffix))
-            return _done(job, meta, reused=True)
+            return _done(job, record, reused=True, source=job.source)
         except FileNotFoundError:  # an entry's file was deleted: made again below
             pass
+    if record is not None:  # a changed photo: its old files go, the record first
+        entry.with_suffix(".json").unlink(missing_ok=True)
+        for folder, suffix in record.get("files", {}).items():
+            Path(f"{entry}.{folder}{suffix}").unlink(missing_ok=True)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    for old in entry.parent.glob(f"{entry.name}.*"):  # a changed photo: its record goes first
-        old.unlink(missing_ok=True)
     meta = _process(job, shaping, entry)
     record = dict(meta, size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=_sha256(job.source))
     if record["skipped"]:  # the reason names the source file, which may move: kept without it
@@ -198,32 +195,38 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _valid_entry(entry: Path, source: str, stat: os.stat_result) -> dict | None:
-    """The entry's record if it describes this source file's current content, else None."""
+def _read_record(entry: Path) -> dict | None:
     try:
-        meta = json.loads(entry.with_suffix(".json").read_bytes())
+        return json.loads(entry.with_suffix(".json").read_bytes())
     except (OSError, ValueError):
         return None
-    if meta.get("size") != stat.st_size:
-        return None
-    if meta.get("mtime_ns") != stat.st_mtime_ns:
-        if meta.get("sha256") != _sha256(source):
-            return None
-        meta["mtime_ns"] = stat.st_mtime_ns  # same bytes, new mtime (a copy, a checkout)
-        write_file(entry.with_suffix(".json"), json.dumps(meta).encode())
-    if meta["skipped"]:
-        meta["skipped"] = meta["skipped"].replace("{path}", source)
-    return meta
 
 
-def _done(job: Job, meta: dict, reused: bool) -> Done:
+def _describes(record: dict, entry: Path, source: str, stat: os.stat_result) -> bool:
+    """Whether a cache record is of the source file's current content: same size and mtime,
+    or same size and sha256 (a copy, a checkout: the record then takes the new mtime)."""
+    if record.get("size") != stat.st_size:
+        return False
+    if record.get("mtime_ns") != stat.st_mtime_ns:
+        if record.get("sha256") != _sha256(source):
+            return False
+        record["mtime_ns"] = stat.st_mtime_ns
+        write_file(entry.with_suffix(".json"), json.dumps(record).encode())
+    return True
+
+
+def _done(job: Job, meta: dict, reused: bool, source: str = "") -> Done:
+    """The record for the manifest; a cached skip reason gets the source's path back."""
+    skipped = meta["skipped"]
+    if skipped and source:
+        skipped = skipped.replace("{path}", source)
     return Done(
         job.relative,
         job.split,
         meta["mode"],
         meta["short_side"],
         meta["files"],
-        meta["skipped"],
+        skipped,
         reused,
     )
 
@@ -267,33 +270,6 @@ def run_jobs(jobs: list[Job], shaping: Shaping) -> list[Done]:
     return [run_job(job, shaping) for job in jobs]
 
 
-@dataclass(frozen=True)
-class MaskRows:
-    """Rows start .. stop - 1 of a fixed mask array. Test: every row of `families[0]`, row i
-    from rng [seed, i] (make_masks). Val (cycle): row i of family families[i % len] from
-    rng [seed + i, 0]."""
-
-    families: tuple[str, ...]
-    size: int
-    seed: int
-    start: int
-    stop: int
-    cycle: bool = False
-
-
-def make_mask_rows(rows: MaskRows) -> np.ndarray:
-    """(stop - start, size, size) uint8."""
-    s, count = rows.size, rows.stop - rows.start
-    if not rows.cycle:
-        generator = EVAL_FAMILIES[rows.families[0]]
-        return make_masks(generator, count, s, s, rows.seed, rows.start).astype(np.uint8)
-    out = np.zeros((count, s, s), np.uint8)
-    for j, i in enumerate(range(rows.start, rows.stop)):
-        family = EVAL_FAMILIES[rows.families[i % len(rows.families)]]
-        out[j] = make_masks(family, 1, s, s, rows.seed + i)[0]
-    return out
-
-
 def write_prepared_image(
     split_dir: Path, name: str, image: np.ndarray, jpeg_quality: int | None = None
 ) -> Path:
@@ -305,82 +281,9 @@ def write_prepared_image(
     return path
 
 
-def mask_chunks(
-    pool: ProcessPoolExecutor | None,
-    workers: int,
-    families: Sequence[str],
-    count: int,
-    size: int,
-    seed: int,
-    cycle: bool,
-) -> Iterator[np.ndarray]:
-    """The rows of one fixed mask array, chunk by chunk, made by the pool (in order)."""
-    step = max(1, MASK_CHUNK_BYTES // (size * size))
-    rows = (
-        MaskRows(tuple(families), size, seed, start, min(count, start + step), cycle)
-        for start in range(0, count, step)
-    )
-    return bounded_map(pool, make_mask_rows, rows, window=2 * max(1, workers))
-
-
-def write_test_masks(
-    prepared_dir: Path,
-    families: Sequence[str],
-    count: int,
-    size: int,
-    seed: int,
-    filename: str = "masks_test.npz",
-    pool: ProcessPoolExecutor | None = None,
-    workers: int = 1,
-) -> None:
-    """prepared_dir/<filename>: per family, `count` fixed (size x size) uint8 masks, the same
-    for every model and baseline evaluated on this test split (mask i: rng [seed, i]),
-    generated and compressed in chunks."""
-    shape = (count, size, size)
-    write_npz(
-        prepared_dir / filename,
-        {
-            family: Chunked(
-                shape, np.uint8, mask_chunks(pool, workers, [family], count, size, seed, False)
-            )
-            for family in families
-        },
-    )
-
-
-def write_masks(
-    prepared_dir: Path,
-    val_families: Sequence[str],
-    eval_families: Sequence[str],
-    size: int,
-    seed: int,
-    counts: dict[str, int],
-    full_counts: dict[str, int],
-    pool: ProcessPoolExecutor | None = None,
-    workers: int = 1,
-) -> None:
-    """masks_val.npz (val image i: family i % len(val_families), rng [seed + i, 0]),
-    masks_test.npz and masks_test_<F>.npz, for the numbers of images written."""
-    n_val = counts["val"]
-    val_masks = mask_chunks(pool, workers, val_families, n_val, size, seed, cycle=True)
-    write_npz(
-        prepared_dir / "masks_val.npz",
-        {
-            "mask": Chunked((n_val, size, size), np.uint8, val_masks),
-            "family": np.array([val_families[i % len(val_families)] for i in range(n_val)]),
-        },
-    )
-    write_test_masks(
-        prepared_dir, eval_families, counts["test"], size, seed, pool=pool, workers=workers
-    )
-    for full, n in full_counts.items():
-        name = f"masks_test_{full}.npz"
-        write_test_masks(prepared_dir, eval_families, n, int(full), seed, name, pool, workers)
-
-
 def prune_cache(cache: Path, used: set[str]) -> None:
     """Drop the entries of photos this run did not have (removed, renamed, moved to another
-    split), temp files of killed workers, and the folders of other data settings beyond the
+    split) and mask chunks it did not use, temp files of killed workers, and the folders of other data settings beyond the
     KEEP_CACHE_SETTINGS most recently used. Runs under the prepare lock."""
     for folder in cache.iterdir():
         if not folder.is_dir():
