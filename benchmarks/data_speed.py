@@ -48,7 +48,7 @@ CONF = ROOT / "conf"
 # prepare_run in a fresh process. Peak memory: VmHWM of /proc (getrusage's ru_maxrss would
 # carry over the RSS of the process that forked it), polled for the workers while they live.
 PREPARE = """
-import json, os, sys, threading, time
+import json, os, resource, sys, threading, time
 from hydra import compose, initialize_config_dir
 from inpaintlab.prepare import prepare_run
 
@@ -88,7 +88,9 @@ if __name__ == "__main__":
     print(json.dumps({"seconds": run.seconds, "photo_seconds": run.photo_seconds,
         "decoded": run.decoded, "reused": run.reused, "workers": run.workers,
         "counts": run.manifest["counts"], "rss_main_mb": hwm_mb(),
-        "rss_worker_mb": peak_worker}))
+        "rss_worker_mb": peak_worker, "cpu_seconds": sum(
+            u.ru_utime + u.ru_stime for u in map(resource.getrusage,
+            (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))}))
 """
 
 
@@ -153,11 +155,16 @@ def run_prepare(raw: Path, prepared: Path, workers: int, extra: list[str]) -> di
 
 
 def show(label: str, run: dict, photos: int) -> None:
+    rest = run["seconds"] - run["photo_seconds"]
     print(
-        f"{label:<28} {photos / run['seconds']:8.0f} photos/s  {run['seconds']:7.1f} s "
-        f"(photos {run['photo_seconds']:6.1f} s, rest {run['seconds'] - run['photo_seconds']:5.1f} s)"
-        f"  decoded {run['decoded']:>7}  cached {run['reused']:>7}"
-        f"  peak RSS main {run['rss_main_mb']:5.0f} MB, worker {run['rss_worker_mb']:5.0f} MB"
+        f"  {label}: {photos / run['seconds']:.0f} photos/s, {run['seconds']:.1f} s "
+        f"(photos {run['photo_seconds']:.1f} s, masks and the rest {rest:.1f} s), "
+        f"CPU {1000 * run['cpu_seconds'] / photos:.2f} ms/photo"
+    )
+    print(
+        f"    decoded {run['decoded']}, from the cache {run['reused']}; peak RSS: main "
+        f"{run['rss_main_mb']:.0f} MB, largest worker {run['rss_worker_mb']:.0f} MB; "
+        f"split {run['counts']}"
     )
 
 
@@ -180,12 +187,10 @@ def measure_prepare(args: argparse.Namespace, work: Path) -> Path | None:
             continue
         run = run_prepare(raw, work / f"prepared_w{workers}", workers, extra)
         show(f"workers={workers}, cold", run, count)
-        print(f"    split {run['counts']}")
     if args.add:
         add_photos(raw, 10_000_000, args.add, (width, height), args.workers)
         run = run_prepare(raw, work / f"prepared_w{args.workers}", args.workers, extra)
         show(f"workers={args.workers}, +{args.add} photos", run, count + args.add)
-        print(f"    split {run['counts']}")
     return work / f"prepared_w{args.workers}"
 
 
@@ -286,6 +291,7 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="(a) only")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp one)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress of a long run, also into a file
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="inpaintlab-data-speed-"))
     work.mkdir(parents=True, exist_ok=True)
