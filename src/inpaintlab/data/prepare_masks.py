@@ -22,9 +22,12 @@ from inpaintlab.data.prepare_jobs import write_file
 from inpaintlab.data.streaming import Chunked, bounded_map, write_npz
 
 CHUNK_BYTES = 4 << 20  # masks per chunk of work: about 4 MB of them
-# What the masks are made with: the generators' code and the libraries they draw with.
+# What the masks are made with: the generators' code, their parameters (the dataclass reprs,
+# wherever the numbers come from) and the libraries they draw with.
 GENERATORS = hashlib.sha256(
-    Path(masks.__file__).read_bytes() + f"numpy {np.__version__} opencv {cv2.__version__}".encode()
+    Path(masks.__file__).read_bytes()
+    + repr(sorted(EVAL_FAMILIES.items())).encode()
+    + f"numpy {np.__version__} opencv {cv2.__version__}".encode()
 ).hexdigest()[:16]
 
 
