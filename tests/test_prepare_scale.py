@@ -134,3 +134,20 @@ def test_masks_made_in_chunks_are_make_masks_and_reused_from_the_cache(tmp_path,
     assert len(writer.used) == 18 and len(files) == 15 + 6  # 2 new chunks per array
     kept = [name for name in stamps if name.split(".")[0] in writer.used]
     assert len(kept) == 12 and all(files[name] == stamps[name] for name in kept)
+
+
+def test_photos_that_would_share_a_name_and_bad_worker_counts_are_user_errors(
+    tmp_path, compose_cfg
+):
+    from inpaintlab.utils import UserError
+
+    raw = tmp_path / "raw"
+    (raw / "trip").mkdir(parents=True)
+    for name in ("trip/beach.png", "trip__beach.png", "a.png", "b.png"):
+        Image.fromarray(smooth_photo(64, 64, len(name))).save(raw / name)
+    with pytest.raises(UserError, match="share one prepared name"):
+        run(compose_cfg, raw, tmp_path / "out")
+    (raw / "trip__beach.png").unlink()
+    for value in ("0", "two"):
+        with pytest.raises(UserError, match="data.workers"):
+            run(compose_cfg, raw, tmp_path / "out", f"data.workers={value}")
