@@ -170,13 +170,13 @@ def write_test_set(
     with atomic_dir(out_dir) as tmp:
         (tmp / "test").mkdir()
         for i, (crop, image) in enumerate(crops):
-            write_prepared_image(tmp / "test", i, crop.name, image)
+            write_prepared_image(tmp / "test", f"{i:05d}_{crop.name}", image)  # sorted = in order
         write_test_masks(tmp, list(families), len(crops), size, mask_seed)
         counts = {}
         for full, images in (full_size or {}).items():
             (tmp / f"test_{full}").mkdir()
             for i, (name, image) in enumerate(images):
-                write_prepared_image(tmp / f"test_{full}", i, name, image)
+                write_prepared_image(tmp / f"test_{full}", f"{i:05d}_{name}", image)
             if images:
                 write_test_masks(
                     tmp, list(families), len(images), full, mask_seed, f"masks_test_{full}.npz"

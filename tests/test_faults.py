@@ -299,7 +299,7 @@ def test_a_second_prepare_stops_with_one_line_and_concurrent_ones_stay_consisten
         for s in manifest["counts"]
     }
     assert {s: len(n) for s, n in names.items()} == manifest["counts"]
-    stems = [n.split("_", 1)[1] for files in names.values() for n in files]
+    stems = [n for files in names.values() for n in files]
     assert len(stems) == len(set(stems)) == 40  # no image in two splits
     leftovers = [
         p.name for p in (project / "data").iterdir() if ".tmp" in p.name or ".old" in p.name

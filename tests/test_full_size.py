@@ -28,7 +28,7 @@ def prepared(tmp_path):
     for i in range(3):
         image = np.stack([ys * 2, xs * 2, (ys + xs) % 256], -1).astype(np.uint8)
         image = np.clip(image + rng.integers(0, 20, image.shape), 0, 255).astype(np.uint8)
-        write_prepared_image(out / "test_96", i, f"photo{i}.png", image)
+        write_prepared_image(out / "test_96", f"photo{i}.png", image)
     masks = {f: make_masks(EVAL_FAMILIES[f], 3, 96, 96, 1234).astype(np.uint8) for f in FAMILIES}
     np.savez_compressed(out / "masks_test_96.npz", **masks)
     return out

@@ -15,7 +15,13 @@ from PIL import Image
 
 from inpaintlab.data.io import load_rgb
 from inpaintlab.data.masks import EVAL_FAMILIES, make_masks
-from inpaintlab.prepare import assign_splits, cap_long_side, center_square, prepare
+from inpaintlab.prepare import (
+    assign_splits,
+    cap_long_side,
+    center_square,
+    prepare,
+    prepared_stem,
+)
 from inpaintlab.utils import UserError
 
 
@@ -93,12 +99,12 @@ def write_mixed_folder(raw: Path) -> dict[str, tuple[int, int]]:
 
 
 def sources(folder: Path) -> dict[str, Path]:
-    """Prepared file -> the stem of its source photo (index prefix and suffix dropped)."""
-    return {p.stem.split("_", 1)[1]: p for p in sorted(folder.iterdir())}
+    """Prepared file stem (prepare_jobs.prepared_stem of its source photo) -> the file."""
+    return {p.stem: p for p in sorted(folder.iterdir())}
 
 
 def source_stem(name: str) -> str:
-    return Path(name).with_suffix("").as_posix().replace("/", "__")
+    return prepared_stem(name)
 
 
 def test_train_copies_are_capped_and_never_enlarged(tmp_path, compose_cfg):
@@ -218,7 +224,7 @@ def test_split_is_stable_when_photos_are_added():
     before = assign_splits(names, 0.1, 0.1, split_seed=0)
     after = assign_splits(names + [f"new_{i}.jpg" for i in range(20)], 0.1, 0.1, split_seed=0)
     moved = sum(name not in after[split] for split in before for name in before[split])
-    assert moved <= 10  # a handful shift at the split boundaries, not a reshuffle
+    assert moved == 0  # each photo's split is its own (more in test_prepare_scale.py)
     assert sum(len(v) for v in before.values()) == 200
 
 

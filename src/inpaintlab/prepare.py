@@ -15,136 +15,125 @@
       masks_test_<F>.npz one (N_F,F,F) uint8 array per evaluation family (same generators, seed)
       manifest.json      counts, sizes, converted modes, skipped files and why
 
-The split hashes (split_seed, relative path) per photo, so it does not depend on file order,
-adding photos leaves the existing assignment alone, and every file made from one photo lands
-in that photo's split.
+Every file made from one photo is named after the photo alone (prepared_stem: its path under
+data/raw), and mask i of an .npz belongs to the i-th file of its folder in sorted order.
+
+The split is per photo (assign_splits): a number in [0, 1) hashed from (split_seed, relative
+path) against the fractions, so it does not depend on file order or on the other photos, and
+adding photos never moves the existing ones (except in folders so small that a split would be
+empty; see assign_splits).
+
+At scale: file names are streamed to `data.workers` processes in small chunks, each worker
+decodes one photo at a time and writes its files itself (memory stays bounded whatever the
+folder's size), the masks are generated in chunks and streamed into their .npz, and with
+`data.cache` each photo's files are kept in data/.prepared-cache/ (prepare_jobs), so a rerun
+after adding photos decodes only the new ones. The output is the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import cv2
 import hydra
-import numpy as np
 from omegaconf import DictConfig
-from PIL import Image
 from tqdm import tqdm
 
-from inpaintlab.data.io import ImageLoadError, list_images, load_rgb
-from inpaintlab.data.masks import EVAL_FAMILIES, make_masks
+from inpaintlab.data.io import list_images
+from inpaintlab.data.masks import EVAL_FAMILIES
+from inpaintlab.data.prepare_jobs import (
+    Done,
+    Job,
+    Shaping,
+    cap_long_side,
+    center_square,
+    entry_path,
+    prepared_stem,
+    prune_cache,
+    resize_short_side,
+    run_jobs,
+    write_prepared_image,
+)
+from inpaintlab.data.prepare_masks import MaskWriter, write_test_masks
+from inpaintlab.data.streaming import bounded_map, make_pool
 from inpaintlab.settings import check_data
 from inpaintlab.utils import (
     Busy,
     FileLock,
     UserError,
     atomic_write_json,
+    available_cpus,
     fresh_temp_dir,
     replace_dir,
     user_errors_as_one_line,
 )
 
+__all__ = [  # with the image helpers of prepare_jobs, for callers of this stage's functions
+    "PrepareRun",
+    "assign_splits",
+    "cap_long_side",
+    "center_square",
+    "main",
+    "prepare",
+    "prepare_run",
+    "prepared_stem",
+    "resize_short_side",
+    "split_number",
+    "write_prepared_image",
+    "write_test_masks",
+]
+
 log = logging.getLogger(__name__)
 
-# Train copies above data.train_png_max_side: JPEG quality 95 without chroma subsampling (4:4:4):
-# 43-50 dB PSNR on 1024 px photos (4:2:0: 39-47 dB); a 1024x768 one decodes in 2.6 ms, as PNG 9.3 ms.
-TRAIN_JPEG_QUALITY = 95
+SPLITS = ("test", "val", "train")
+# data.workers: null runs one worker per this many photos (up to every CPU): below it, starting
+# worker processes (~1 s) costs more than they save.
+PHOTOS_PER_AUTO_WORKER = 200
+PHOTOS_PER_CHUNK = 16  # per round trip to a worker
 
 
-def split_key(relative_path: str, split_seed: int) -> str:
-    return hashlib.sha256(f"{split_seed}:{relative_path}".encode()).hexdigest()
+def split_number(relative_path: str, split_seed: int) -> float:
+    """A photo's uniform number in [0, 1): the first 64 bits of sha256("<seed>:<path>")."""
+    digest = hashlib.sha256(f"{split_seed}:{relative_path}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def assign_splits(
-    paths: list[str], val_fraction: float, test_fraction: float, split_seed: int
+    paths: Sequence[str], val_fraction: float, test_fraction: float, split_seed: int
 ) -> dict[str, list[str]]:
-    """Order files by hash, then take test, val, train. Val and test get at least one image
-    each when there are three or more images."""
-    ordered = sorted(paths, key=lambda p: split_key(p, split_seed))
+    """Each photo by its own split_number u: test if u < test_fraction, val if u < test_fraction
+    + val_fraction, else train, so a photo's split never depends on the other photos.
+
+    Tiny folders (3 photos or more): a split that this rule leaves empty takes the one photo
+    nearest its range (test and val then have at least one photo each, and train keeps at least
+    one); that photo goes back to its own split once another photo falls in that range. Only
+    then can adding photos move an existing one. Fewer than 3 photos: the plain rule.
+    """
+    ordered = sorted((split_number(p, split_seed), p) for p in paths)
+    numbers = [u for u, _ in ordered]
     n = len(ordered)
-    n_test = max(1, round(n * test_fraction)) if n >= 3 else 0
-    n_val = max(1, round(n * val_fraction)) if n >= 3 else 0
+    n_test = sum(u < test_fraction for u in numbers)
+    n_val = sum(test_fraction <= u < test_fraction + val_fraction for u in numbers)
+    if n >= 3:
+        n_test, n_val = max(1, n_test), max(1, n_val)
+        while n_test + n_val > n - 1:  # train keeps one: the largest numbers move to it
+            if n_val > 1:
+                n_val -= 1
+            else:
+                n_test -= 1
+    names = [p for _, p in ordered]
     return {
-        "test": sorted(ordered[:n_test]),
-        "val": sorted(ordered[n_test : n_test + n_val]),
-        "train": sorted(ordered[n_test + n_val :]),
+        "test": sorted(names[:n_test]),
+        "val": sorted(names[n_test : n_test + n_val]),
+        "train": sorted(names[n_test + n_val :]),
     }
-
-
-def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = short_side / min(h, w)
-    size = (max(short_side, round(w * scale)), max(short_side, round(h * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.resize(image, size, interpolation=interpolation)
-
-
-def cap_long_side(image: np.ndarray, max_side: int) -> np.ndarray:
-    """Shrink (INTER_AREA) so the long side is at most max_side; smaller images are returned
-    as they are, never enlarged."""
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def center_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize the short side to size, then crop the centre square."""
-    image = resize_short_side(image, size)
-    h, w = image.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return image[top : top + size, left : left + size]
-
-
-def prepared_name(index: int, name: str, suffix: str = ".png") -> str:
-    """<index:05d>_<name without suffix, "/" as "__"><suffix>: the file name of a source photo
-    in every split folder (sorted by name = sorted by index)."""
-    return f"{index:05d}_{Path(name).with_suffix('').as_posix().replace('/', '__')}{suffix}"
-
-
-def write_prepared_image(
-    split_dir: Path, index: int, name: str, image: np.ndarray, jpeg_quality: int | None = None
-) -> Path:
-    """An RGB uint8 image as split_dir/prepared_name(index, name): lossless PNG, or JPEG at
-    jpeg_quality (4:4:4); the layout the datamodule and evaluate read. Returns the path written."""
-    suffix = ".png" if jpeg_quality is None else ".jpg"
-    path = split_dir / prepared_name(index, name, suffix)
-    params = []
-    if jpeg_quality is not None:
-        params = [
-            cv2.IMWRITE_JPEG_QUALITY,
-            jpeg_quality,
-            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
-        ]
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]), params):
-        raise UserError(f"could not write {path}")
-    return path
-
-
-def write_test_masks(
-    prepared_dir: Path,
-    families: Sequence[str],
-    count: int,
-    size: int,
-    seed: int,
-    filename: str = "masks_test.npz",
-) -> None:
-    """prepared_dir/<filename>: per family, `count` fixed (size x size) uint8 masks, the same
-    for every model and baseline evaluated on this test split (mask i: rng [seed, i])."""
-    np.savez_compressed(
-        prepared_dir / filename,
-        **{
-            family: make_masks(EVAL_FAMILIES[family], count, size, size, seed).astype(np.uint8)
-            for family in families
-        },
-    )
 
 
 def validate(cfg: DictConfig) -> None:
@@ -179,10 +168,28 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"unknown mask families {unknown}; known: {sorted(EVAL_FAMILIES)}")
 
 
+@dataclass(frozen=True)
+class PrepareRun:
+    """A finished prepare: the manifest, and how the work went (kept out of the manifest, so
+    data/prepared is the same whether its photos came from the cache or not)."""
+
+    manifest: dict
+    decoded: int  # photos read from data/raw
+    reused: int  # photos whose files came from the cache
+    seconds: float  # the whole stage
+    photo_seconds: float  # of which the photos (the rest: listing, masks, manifest, cache)
+    workers: int
+
+
 def prepare(cfg: DictConfig) -> dict:
-    """Build data/prepared from data/raw; returns the manifest. One prepare at a time per
-    prepared folder (a lock beside it; a second one stops with a one-line error), each in its
-    own temp folder (utils.fresh_temp_dir). Values of the wrong type are one-line errors."""
+    """Build data/prepared from data/raw; returns the manifest (prepare_run: with timings)."""
+    return prepare_run(cfg).manifest
+
+
+def prepare_run(cfg: DictConfig) -> PrepareRun:
+    """One prepare at a time per prepared folder (a lock beside it; a second one stops with a
+    one-line error), each in its own temp folder (utils.fresh_temp_dir). Values of the wrong
+    type are one-line errors."""
     check_data(cfg)
     out_dir = Path(cfg.prepared_dir)
     try:
@@ -196,7 +203,70 @@ def prepare(cfg: DictConfig) -> dict:
         return _prepare(cfg)
 
 
-def _prepare(cfg: DictConfig) -> dict:
+def cache_root(prepared_dir: Path) -> Path:
+    """data/prepared -> data/.prepared-cache (git- and dvc-ignored; under the same lock)."""
+    return prepared_dir.with_name(f".{prepared_dir.name}-cache")
+
+
+def worker_count(setting: int | None, photos: int) -> int:
+    """data.workers, or for null one per PHOTOS_PER_AUTO_WORKER photos up to every CPU."""
+    if setting is not None:
+        return setting
+    return max(1, min(available_cpus(), photos // PHOTOS_PER_AUTO_WORKER))
+
+
+def photo_jobs(
+    splits: dict[str, list[str]], relative: dict[str, Path], tmp: Path, cache: Path | None
+) -> Iterator[list[Job]]:
+    """The photos' jobs, PHOTOS_PER_CHUNK at a time (made as the pool takes them)."""
+    chunk: list[Job] = []
+    for split in SPLITS:
+        for name in splits[split]:
+            entry = str(entry_path(cache, name, split)) if cache else None
+            chunk.append(Job(str(relative[name]), name, split, str(tmp), entry))
+            if len(chunk) == PHOTOS_PER_CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+class Tally:
+    """The manifest's counts, filled from the workers' records in any order."""
+
+    def __init__(self, full_sizes: Sequence[int]) -> None:
+        self.counts = dict.fromkeys(SPLITS, 0)
+        self.skipped: list[dict[str, str]] = []
+        self.full_counts = {str(f): 0 for f in full_sizes}
+        self.full_skipped: dict[str, list[dict[str, str]]] = {str(f): [] for f in full_sizes}
+        self.train_formats: Counter[str] = Counter()
+        self.modes: Counter[str] = Counter()
+        self.largest_test_side = 0
+        self.decoded = self.reused = 0
+
+    def add(self, done: Done) -> None:
+        self.reused += done.reused
+        self.decoded += not done.reused
+        if done.mode is not None:
+            self.modes[done.mode] += 1
+        if done.skipped:
+            self.skipped.append({"file": done.relative, "reason": done.skipped})
+            return
+        self.counts[done.split] += 1
+        if done.split == "train":
+            self.train_formats[done.files["train"][1:]] += 1
+        if done.split == "test":
+            self.largest_test_side = max(self.largest_test_side, done.short_side)
+            for full in self.full_counts:
+                if f"test_{full}" in done.files:
+                    self.full_counts[full] += 1
+                else:
+                    reason = f"short side {done.short_side} < {full} (not enlarged)"
+                    self.full_skipped[full].append({"file": done.relative, "reason": reason})
+
+
+def _prepare(cfg: DictConfig) -> PrepareRun:
+    started = time.perf_counter()
     validate(cfg)
     raw_dir, out_dir = Path(cfg.raw_dir), Path(cfg.prepared_dir)
     if not raw_dir.is_dir():
@@ -208,148 +278,132 @@ def _prepare(cfg: DictConfig) -> dict:
         raise UserError(
             f"no image files in {raw_dir} (looked for png, jpg, jpeg, bmp, tif, webp, ...)"
         )
+    relative = {f.relative_to(raw_dir).as_posix(): f for f in files}
+    stems: dict[str, str] = {}
+    for name in relative:
+        other = stems.setdefault(prepared_stem(name), name)
+        if other != name:
+            raise UserError(f"{other} and {name} in {raw_dir} would share one prepared name")
+    splits = assign_splits(list(relative), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
 
     size = int(cfg.image_size)
     full_sizes = [int(f) for f in cfg.full_sizes or []]
-    relative = {f.relative_to(raw_dir).as_posix(): f for f in files}
-    splits = assign_splits(list(relative), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+    shaping = Shaping(
+        image_size=size,
+        train_max_side=int(cfg.train_max_side),
+        train_png_max_side=int(cfg.train_png_max_side),
+        full_sizes=tuple(full_sizes),
+        min_side=int(cfg.min_side),
+    )
+    cache = None
+    if cfg.get("cache", True):
+        cache = cache_root(out_dir) / shaping.digest()
+        cache.mkdir(parents=True, exist_ok=True)
+        os.utime(cache)  # the most recently used settings are the ones kept
+    workers = worker_count(cfg.get("workers"), len(files))
 
     tmp = fresh_temp_dir(out_dir)
-    skipped: list[dict[str, str]] = []
-    full_skipped: dict[str, list[dict[str, str]]] = {str(f): [] for f in full_sizes}
-    full_counts: dict[str, int] = {str(f): 0 for f in full_sizes}
-    train_formats: Counter[str] = Counter()
-    largest_test_side = 0
-    modes: Counter[str] = Counter()
-    counts: dict[str, int] = {}
-    for full in full_sizes:
-        (tmp / f"test_{full}").mkdir()
-    for split, names in splits.items():
-        (tmp / split).mkdir()
-        written = 0
-        for name in tqdm(names, desc=f"prepare {split}", unit="img", leave=False, disable=None):
-            try:
-                image = load_rgb(relative[name])
-                with Image.open(relative[name]) as handle:
-                    modes[handle.mode] += 1
-            except ImageLoadError as err:
-                skipped.append({"file": name, "reason": str(err)})
-                log.warning("skipped %s", err)
-                continue
-            if min(image.shape[:2]) < cfg.min_side:
-                skipped.append(
-                    {
-                        "file": name,
-                        "reason": f"smaller than data.min_side={cfg.min_side}: {image.shape[1]}x{image.shape[0]}",
-                    }
-                )
-                continue
-            if split == "train":
-                out = cap_long_side(image, cfg.train_max_side)
-                lossless = max(out.shape[:2]) <= cfg.train_png_max_side
-                path = write_prepared_image(
-                    tmp / split, written, name, out, None if lossless else TRAIN_JPEG_QUALITY
-                )
-                train_formats[path.suffix[1:]] += 1
-            else:
-                write_prepared_image(tmp / split, written, name, center_square(image, size))
-            if split == "test":
-                short = min(image.shape[:2])
-                largest_test_side = max(largest_test_side, short)
-                for full in full_sizes:
-                    if short >= full:  # the same name as in test/: same photo, same index
-                        write_prepared_image(
-                            tmp / f"test_{full}", written, name, center_square(image, full)
-                        )
-                        full_counts[str(full)] += 1
-                    else:
-                        full_skipped[str(full)].append(
-                            {
-                                "file": name,
-                                "reason": f"short side {short} < {full} (not enlarged)",
-                            }
-                        )
-            written += 1
-        counts[split] = written
+    for folder in [*SPLITS, *(f"test_{f}" for f in full_sizes)]:
+        (tmp / folder).mkdir()
+    tally = Tally(full_sizes)
+    pool = make_pool(workers)
+    try:
+        chunks = photo_jobs(splits, relative, tmp, cache)
+        work = partial(run_jobs, shaping=shaping)
+        with tqdm(total=len(files), desc="prepare", unit="img", disable=None) as bar:
+            for records in bounded_map(pool, work, chunks, window=4 * workers, ordered=False):
+                for record in records:
+                    tally.add(record)
+                bar.update(len(records))
+                bar.set_postfix(cached=tally.reused, refresh=False)
+        photo_seconds = time.perf_counter() - started
+        counts = tally.counts
+        usable = sum(counts.values())
+        if usable == 0:
+            raise UserError(
+                f"no usable images in {raw_dir}: all {len(files)} files were skipped "
+                f"(first: {sorted(tally.skipped, key=lambda e: e['file'])[0]['reason']})"
+            )
+        if counts["train"] == 0 or counts["val"] == 0 or counts["test"] == 0:
+            raise UserError(
+                f"need at least one image in each split, got {counts} from {usable} usable "
+                "images; add photos"
+            )
+        masks = MaskWriter(pool, workers, cache)
+        seed, families = int(cfg.eval_mask_seed), list(cfg.eval_families)
+        masks.val_masks(tmp, list(cfg.val_families), counts["val"], size, seed)
+        masks.test_masks(tmp, families, counts["test"], size, seed)
+        for full, n in tally.full_counts.items():
+            masks.test_masks(tmp, families, n, int(full), seed, f"masks_test_{full}.npz")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
-    usable = sum(counts.values())
-    if usable == 0:
-        raise UserError(
-            f"no usable images in {raw_dir}: all {len(files)} files were skipped (first: {skipped[0]['reason']})"
-        )
-    if counts["train"] == 0 or counts["val"] == 0 or counts["test"] == 0:
-        raise UserError(
-            f"need at least one image in each split, got {counts} from {usable} usable images; add photos"
-        )
-
-    val_families = list(cfg.val_families)
-    val_masks = np.stack(
-        [
-            make_masks(
-                EVAL_FAMILIES[val_families[i % len(val_families)]],
-                1,
-                size,
-                size,
-                cfg.eval_mask_seed + i,
-            )[0]
-            for i in range(counts["val"])
-        ]
-    )
-    np.savez_compressed(
-        tmp / "masks_val.npz",
-        mask=val_masks.astype(np.uint8),
-        family=np.array([val_families[i % len(val_families)] for i in range(counts["val"])]),
-    )
-    write_test_masks(tmp, cfg.eval_families, counts["test"], size, cfg.eval_mask_seed)
     for full in full_sizes:
-        n = full_counts[str(full)]
-        write_test_masks(
-            tmp, cfg.eval_families, n, full, cfg.eval_mask_seed, f"masks_test_{full}.npz"
-        )
-        if n == 0:
+        if tally.full_counts[str(full)] == 0:
             log.info(
                 "test_%d is empty: no test photo has a short side >= %d (largest: %d px); "
                 "photos are not enlarged for the full-size test sets",
                 full,
                 full,
-                largest_test_side,
+                tally.largest_test_side,
             )
-        elif full_skipped[str(full)]:
+        elif tally.full_skipped[str(full)]:
             log.info(
                 "test_%d: %d test photos, %d smaller ones left out (listed in the manifest)",
                 full,
-                n,
-                len(full_skipped[str(full)]),
+                tally.full_counts[str(full)],
+                len(tally.full_skipped[str(full)]),
             )
+    by_file = partial(sorted, key=lambda entry: entry["file"])
     manifest = {
         "image_size": size,
         "train_max_side": int(cfg.train_max_side),
-        "train_formats": dict(sorted(train_formats.items())),
+        "train_formats": dict(sorted(tally.train_formats.items())),
         "counts": counts,
         "full_sizes": full_sizes,
-        "full_size_counts": full_counts,
-        "full_size_skipped": full_skipped,
+        "full_size_counts": tally.full_counts,
+        "full_size_skipped": {f: by_file(entries) for f, entries in tally.full_skipped.items()},
         "source_files": len(files),
-        "source_modes": dict(sorted(modes.items())),
+        "source_modes": dict(sorted(tally.modes.items())),
         "eval_families": list(cfg.eval_families),
-        "val_families": val_families,
-        "skipped": skipped,
+        "val_families": list(cfg.val_families),
+        "skipped": by_file(tally.skipped),
     }
     atomic_write_json(tmp / "manifest.json", manifest)
     replace_dir(tmp, out_dir)
-    log.info("prepared %s (skipped %d) into %s", counts, len(skipped), out_dir)
-    return manifest
+    if cache is not None:
+        used = {entry_path(cache, n, s).name for s, names in splits.items() for n in names}
+        prune_cache(cache, used | masks.used)
+    seconds = time.perf_counter() - started
+    log.info(
+        "prepared %s (skipped %d) into %s: %d photos decoded, %d from the cache, %.1f s "
+        "(photos %.1f s, %.0f img/s, %d workers)",
+        counts,
+        len(tally.skipped),
+        out_dir,
+        tally.decoded,
+        tally.reused,
+        seconds,
+        photo_seconds,
+        len(files) / max(seconds, 1e-9),
+        workers,
+    )
+    return PrepareRun(manifest, tally.decoded, tally.reused, seconds, photo_seconds, workers)
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
 @user_errors_as_one_line
 def main(cfg: DictConfig) -> None:
-    manifest = prepare(cfg.data)
+    run = prepare_run(cfg.data)
+    manifest = run.manifest
     full = ", ".join(f"test_{f}: {n}" for f, n in manifest["full_size_counts"].items())
     print(
         f"prepared {manifest['counts']} at {manifest['image_size']}px"
         + (f" (full-size {full})" if full else "")
         + f"; skipped {len(manifest['skipped'])} files"
+        + f"; {run.decoded} photos decoded, {run.reused} from the cache"
+        + f" ({run.seconds:.1f} s, {run.workers} workers)"
     )
 
 

@@ -215,6 +215,8 @@ def check_data(data: DictConfig) -> None:
     integer("data.eval_mask_seed", data.get("eval_mask_seed", 0))
     text("data.raw_dir", data.get("raw_dir", "data/raw"))
     text("data.prepared_dir", data.get("prepared_dir", "data/prepared"))
+    integer("data.workers", data.get("workers"), 1, optional=True)
+    boolean("data.cache", data.get("cache", True))
     for key in ("eval_families", "val_families"):
         families = _get(data, key)
         if families is not None and (

@@ -122,9 +122,8 @@ def default_crop(image_size: int) -> ScaleCrop:
 
 def source_folder(prepared_name: str) -> str:
     """The top-level folder under data/raw a prepared train file came from ("" for files at the
-    top): prepare names it `<index>_<relative path with / as __>`."""
-    stem = prepared_name.split("_", 1)[-1]
-    return stem.split("__", 1)[0] if "__" in stem else ""
+    top): prepare names it after the photo's relative path with "/" as "__"."""
+    return prepared_name.split("__", 1)[0] if "__" in prepared_name else ""
 
 
 class TrainDataset(Dataset):

@@ -344,12 +344,13 @@ def area_bin(area: float, width: float = 0.1, top: float = 0.6) -> str:
 
 
 def make_masks(
-    generator: MaskGenerator, count: int, height: int, width: int, seed: int
+    generator: MaskGenerator, count: int, height: int, width: int, seed: int, start: int = 0
 ) -> np.ndarray:
-    """(count, H, W) float32; mask i uses rng [seed, i] so it is fixed whatever `count` is."""
+    """(count, H, W) float32: masks start .. start + count - 1, mask i from rng [seed, i], so
+    it is fixed whatever `count` is and a long series can be made in chunks."""
     out = np.zeros((count, height, width), np.float32)
-    for i in range(count):
-        out[i] = generator(np.random.default_rng([seed, i]), height, width)
+    for j in range(count):
+        out[j] = generator(np.random.default_rng([seed, start + j]), height, width)
     return out
 
 
