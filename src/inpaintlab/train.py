@@ -64,6 +64,7 @@ warnings.filterwarnings(
     message=".*(LeafSpec|log_every_n_steps|does not have many workers|`srun` command is available).*",
 )
 
+
 @dataclass(frozen=True)
 class Outputs:
     """Where a run writes: the `paths` config (the same keys dvc.yaml's outs read). Sweep jobs run
