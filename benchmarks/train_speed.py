@@ -25,7 +25,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
-from inpaintlab.module import InpaintModule, reconstruction_loss
+from inpaintlab.inpaint_module import InpaintModule, reconstruction_loss
 from inpaintlab.train import apply_speed_settings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

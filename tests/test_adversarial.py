@@ -10,8 +10,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from inpaintlab.checkpoints import load_generator
+from inpaintlab.inpaint_module import (
+    InpaintModule,
+    adversarial_loss,
+    discriminator_loss,
+    fake_target,
+)
 from inpaintlab.models.discriminator import PatchDiscriminator
-from inpaintlab.module import InpaintModule, adversarial_loss, discriminator_loss, fake_target
 from inpaintlab.settings import check_train
 from inpaintlab.train import make_trainer
 from inpaintlab.utils import UserError

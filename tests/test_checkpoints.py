@@ -9,9 +9,9 @@ from helpers.generators import random_batch
 from omegaconf import OmegaConf
 
 from inpaintlab.checkpoints import load_generator
+from inpaintlab.inpaint_module import InpaintModule
 from inpaintlab.models.unet import UNet
 from inpaintlab.models.unet_full import UNetFull
-from inpaintlab.module import InpaintModule
 
 # (model, the old class path, keys an old config did not write: they took the old defaults)
 LEGACY = [

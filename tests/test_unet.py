@@ -11,9 +11,9 @@ import torch
 from helpers.generators import assert_export_parity, off_identity, quick_fit, random_batch
 from torch import nn
 
+from inpaintlab.inpaint_module import InpaintModule
 from inpaintlab.models.fills import fast_edge_fill, make_fill
 from inpaintlab.models.unet import UNet, near_known_weight
-from inpaintlab.module import InpaintModule
 
 SMALL = {
     "base_channels": 8,

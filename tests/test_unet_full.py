@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers.generators import assert_export_parity, off_identity, quick_fit, random_batch
 
+from inpaintlab.inpaint_module import InpaintModule
 from inpaintlab.models.ffc import FFCBottleneck
 from inpaintlab.models.layers import mask_input
 from inpaintlab.models.transformer import TransformerBottleneck
 from inpaintlab.models.unet_full import UNetFull
-from inpaintlab.module import InpaintModule
 
 BOTTLENECKS = {"transformer": TransformerBottleneck, "ffc": FFCBottleneck}
 

@@ -75,7 +75,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path)
 
 
-SCHEDULES = ("inpaintlab.module.warmup_cosine",)  # `optim.scheduler` targets a checkpoint may name
+SCHEDULES = (  # `optim.scheduler` targets a checkpoint may name (module.py before the rename)
+    "inpaintlab.inpaint_module.warmup_cosine",
+    "inpaintlab.module.warmup_cosine",
+)
 # Checkpoints written before each model file was named after its config (model=NAME ->
 # models/NAME.py) name the generators by their old paths, and leave out the values that were
 # those classes' defaults then: the old path -> (today's path, the old defaults).

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback
 from inpaintlab import runs, tracking
 from inpaintlab.checkpoints import load_checkpoint
 from inpaintlab.errors import Interrupted, one_line
-from inpaintlab.module import InpaintModule
+from inpaintlab.inpaint_module import InpaintModule
 from inpaintlab.utils import atomic_write_text
 from inpaintlab.visualize import masked_view, sample_grid
 

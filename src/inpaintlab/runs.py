@@ -63,7 +63,7 @@ COSMETIC = {
 }
 TRAIN_PARAMS = ("seed", "datamodule", "mask", "model", "loss", "optim", "trainer")
 # The training code, as in dvc.yaml's train deps (relative to the package folder).
-CODE = ("train.py", "module.py", "models", "data/datamodule.py", "data/masks.py")
+CODE = ("train.py", "inpaint_module.py", "models", "data/datamodule.py", "data/masks.py")
 
 # --- fingerprint ---------------------------------------------------------------------------------
 

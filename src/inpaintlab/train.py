@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from inpaintlab import distributed, runs, settings, slurm, tracking
 from inpaintlab.checkpoints import AtomicCheckpointIO
 from inpaintlab.errors import Interrupted, UserError, one_line, stage
-from inpaintlab.module import InpaintModule
+from inpaintlab.inpaint_module import InpaintModule
 from inpaintlab.recorder import (
     CHECKPOINT_NAME,
     HISTORY_NAME,

@@ -5,7 +5,7 @@
       -> one 3x3 conv at that resolution + LeakyReLU           (wider receptive field)
       -> 3x3 conv to 1 channel: a logit per patch              -> [N,1,H/8,W/8] for k = 3
 Each logit judges one overlapping patch (real = 1, generated = 0), so the loss can say *where*
-an image looks fake: the losses in module.py mark only the patches over the hole as fake.
+an image looks fake: the losses in inpaint_module.py mark only the patches over the hole as fake.
 The intermediate activations are returned too, for the feature-matching loss.
 
 Spectral norm on every conv instead of a normalisation layer: it bounds the discriminator's

@@ -1,4 +1,4 @@
-"""module.py: the learning-rate schedule (optim.scheduler) per step, and the optimizers the
+"""inpaint_module.py: the learning-rate schedule (optim.scheduler) per step, and the optimizers the
 config instantiates."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import hydra
 import pytest
 import torch
 
-from inpaintlab.module import InpaintModule, warmup_cosine
+from inpaintlab.inpaint_module import InpaintModule, warmup_cosine
 
 
 def one_cycle(step: int, total: int, warmup_fraction: float, final_fraction: float) -> float:
