@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inpaintlab.utils import available_cpus
+from inpaintlab.processes import available_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -51,13 +51,13 @@ from omegaconf import OmegaConf
 
 from inpaintlab.data.bundled import BUNDLED, Photo, find_photos, package_dir  # noqa: F401
 from inpaintlab.data.io import list_images, load_rgb
+from inpaintlab.files import atomic_dir, atomic_write_json
 from inpaintlab.prepare import (
     center_square,
     resize_short_side,
     write_prepared_image,
     write_test_masks,
 )
-from inpaintlab.utils import atomic_dir, atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

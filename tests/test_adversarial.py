@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from inpaintlab.checkpoints import load_generator
+from inpaintlab.errors import UserError
 from inpaintlab.inpaint_module import (
     InpaintModule,
     adversarial_loss,
@@ -19,7 +20,6 @@ from inpaintlab.inpaint_module import (
 from inpaintlab.models.discriminator import PatchDiscriminator
 from inpaintlab.settings import check_train
 from inpaintlab.train import make_trainer
-from inpaintlab.utils import UserError
 
 
 @pytest.mark.parametrize("size", [32, 64])

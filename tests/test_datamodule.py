@@ -21,7 +21,7 @@ from inpaintlab.data.datamodule import (
     split_files,
 )
 from inpaintlab.data.masks import EVAL_FAMILIES
-from inpaintlab.utils import UserError
+from inpaintlab.errors import UserError
 
 SIZE = 32
 

@@ -8,8 +8,8 @@ from test_adversarial import module_for, random_batches
 from torch.utils.data import DataLoader
 
 from inpaintlab.checkpoints import load_generator
+from inpaintlab.errors import UserError
 from inpaintlab.train import make_trainer
-from inpaintlab.utils import UserError
 
 
 def fit(module, cfg, tmp_path):

@@ -27,8 +27,9 @@ from mlflow.tracking import MlflowClient
 
 from inpaintlab import tracking
 from inpaintlab.checkpoints import load_checkpoint, load_generator, save_atomic
+from inpaintlab.errors import UserError
+from inpaintlab.files import atomic_write_json, write_temp
 from inpaintlab.settings import check_train
-from inpaintlab.utils import UserError, atomic_write_json, write_temp
 
 APP = [sys.executable, "-m"]
 DVC_APP = ["--config-dir", ".", "--config-name", "params", "hydra.output_subdir=null"]
@@ -242,7 +243,7 @@ def test_outputs_follow_the_umask(tmp_path, umask):
 
 HOLD_LOCK = """
 import sys, time
-from inpaintlab.utils import FileLock
+from inpaintlab.files import FileLock
 lock = FileLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(120)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from inpaintlab.data.io import load_rgb
 from inpaintlab.data.masks import EVAL_FAMILIES, make_masks
+from inpaintlab.errors import UserError
 from inpaintlab.prepare import (
     assign_splits,
     cap_long_side,
@@ -22,7 +23,6 @@ from inpaintlab.prepare import (
     prepare,
     prepared_stem,
 )
-from inpaintlab.utils import UserError
 
 
 def write_odd_images(raw: Path, rng: np.random.Generator) -> None:

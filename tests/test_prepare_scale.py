@@ -139,7 +139,7 @@ def test_masks_made_in_chunks_are_make_masks_and_reused_from_the_cache(tmp_path,
 def test_photos_that_would_share_a_name_and_bad_worker_counts_are_user_errors(
     tmp_path, compose_cfg
 ):
-    from inpaintlab.utils import UserError
+    from inpaintlab.errors import UserError
 
     raw = tmp_path / "raw"
     (raw / "trip").mkdir(parents=True)

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from inpaintlab import tracking
-from inpaintlab.utils import available_cpus
+from inpaintlab.processes import available_cpus
 
 
 def run(cmd: list[str], cwd: Path, omp: str | None = "1") -> str:

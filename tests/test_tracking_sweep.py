@@ -27,7 +27,7 @@ def test_callback_writes_the_sweep_file_jobs_read_and_finishes_the_parent(tmp_pa
     callback.on_multirun_start(config)
     try:
         text = (sweep_dir / tracking.SWEEP_FILE).read_text()
-        assert text.endswith("}\n")  # utils.atomic_write_json's trailing newline
+        assert text.endswith("}\n")  # files.atomic_write_json's trailing newline
         assert sorted(p.name for p in sweep_dir.iterdir()) == [tracking.SWEEP_FILE]  # no temp
         info = tracking.JobInfo(multirun=True, sweep_dir=sweep_dir, overrides=["seed=2"])
         parent = tracking.sweep_parent(info)

@@ -26,7 +26,8 @@ import hydra
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from inpaintlab.utils import UserError, atomic_file, one_line
+from inpaintlab.errors import UserError, one_line
+from inpaintlab.files import atomic_file
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from inpaintlab.errors import UserError
-from inpaintlab.utils import atomic_write_json
+from inpaintlab.files import atomic_write_json
 
 LAUNCH_ENV = "INPAINTLAB_DDP_LAUNCH"
 LAUNCH_DIR = "launch"  # under the training's work folder (logs/train/launch/<launch id>.json)

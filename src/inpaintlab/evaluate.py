@@ -30,6 +30,7 @@ from inpaintlab.checkpoints import load_generator
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
 from inpaintlab.data.masks import area_bin, mask_area
 from inpaintlab.errors import UserError, stage
+from inpaintlab.files import atomic_write_bytes, atomic_write_json
 from inpaintlab.full_size import (
     as_tensor,
     evaluate_full_size,
@@ -38,7 +39,7 @@ from inpaintlab.full_size import (
 )
 from inpaintlab.inference import load_model
 from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
-from inpaintlab.utils import atomic_write_bytes, atomic_write_json, available_cpus
+from inpaintlab.processes import available_cpus
 from inpaintlab.visualize import masked_view, sample_grid, to_uint8
 
 log = logging.getLogger(__name__)

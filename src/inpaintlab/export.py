@@ -29,7 +29,7 @@ from inpaintlab import metrics, tracking
 from inpaintlab.checkpoints import load_generator
 from inpaintlab.errors import UserError, stage
 from inpaintlab.evaluate import load_test_set
-from inpaintlab.utils import atomic_dir, atomic_write_json
+from inpaintlab.files import atomic_dir, atomic_write_json
 
 if TYPE_CHECKING:
     from mlflow.models.signature import ModelSignature

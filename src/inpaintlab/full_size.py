@@ -26,7 +26,7 @@ from inpaintlab.baselines import classical_inpaint_many
 from inpaintlab.data.datamodule import read_rgb, to_tensor
 from inpaintlab.inference import Model, inpaint
 from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
-from inpaintlab.utils import available_cpus
+from inpaintlab.processes import available_cpus
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inpaintlab import metrics
+from inpaintlab.errors import UserError
 from inpaintlab.models.layers import composite
-from inpaintlab.utils import UserError
 
 
 def _plain(config: Any) -> dict:

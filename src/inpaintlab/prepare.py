@@ -63,17 +63,10 @@ from inpaintlab.data.prepare_jobs import (
 )
 from inpaintlab.data.prepare_masks import MaskWriter, write_test_masks
 from inpaintlab.data.streaming import bounded_map, make_pool
+from inpaintlab.errors import UserError, stage
+from inpaintlab.files import Busy, FileLock, atomic_write_json, fresh_temp_dir, replace_dir
+from inpaintlab.processes import available_cpus
 from inpaintlab.settings import check_data
-from inpaintlab.utils import (
-    Busy,
-    FileLock,
-    UserError,
-    atomic_write_json,
-    available_cpus,
-    fresh_temp_dir,
-    replace_dir,
-    user_errors_as_one_line,
-)
 
 __all__ = [  # with the image helpers of prepare_jobs, for callers of this stage's functions
     "PrepareRun",
@@ -188,7 +181,7 @@ def prepare(cfg: DictConfig) -> dict:
 
 def prepare_run(cfg: DictConfig) -> PrepareRun:
     """One prepare at a time per prepared folder (a lock beside it; a second one stops with a
-    one-line error), each in its own temp folder (utils.fresh_temp_dir). Values of the wrong
+    one-line error), each in its own temp folder (files.fresh_temp_dir). Values of the wrong
     type are one-line errors."""
     check_data(cfg)
     out_dir = Path(cfg.prepared_dir)
@@ -393,7 +386,7 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")
-@user_errors_as_one_line
+@stage
 def main(cfg: DictConfig) -> None:
     run = prepare_run(cfg.data)
     manifest = run.manifest

@@ -25,8 +25,8 @@ from lightning.pytorch.callbacks import Callback
 from inpaintlab import runs, tracking
 from inpaintlab.checkpoints import load_checkpoint
 from inpaintlab.errors import Interrupted, one_line
+from inpaintlab.files import atomic_write_text
 from inpaintlab.inpaint_module import InpaintModule
-from inpaintlab.utils import atomic_write_text
 from inpaintlab.visualize import masked_view, sample_grid
 
 # The three outputs' file names, staged in the run folder (train.Outputs: where they are published).

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from inpaintlab.errors import UserError, command
-from inpaintlab.utils import atomic_write_text
+from inpaintlab.files import atomic_write_text
 
 BASELINE_LABELS = {
     "telea": "Telea",

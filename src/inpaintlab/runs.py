@@ -37,15 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inpaintlab.utils import (
+from inpaintlab.files import (
     Busy,
     FileLock,
     atomic_file,
     atomic_write_bytes,
     atomic_write_json,
-    process_identity,
     remove_stale_temps,
 )
+from inpaintlab.processes import process_identity
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintlab.utils import UserError
+from inpaintlab.errors import UserError
 
 PRECISIONS = {
     "16",

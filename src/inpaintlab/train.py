@@ -203,7 +203,7 @@ def say(message: str) -> None:
 
 def train(cfg: DictConfig) -> dict:
     """One training; resumes an interrupted one with the same settings (runs.py). SIGINT and
-    SIGTERM end it with utils.Interrupted (exit 130/143) after marking the MLflow run KILLED."""
+    SIGTERM end it with errors.Interrupted (exit 130/143) after marking the MLflow run KILLED."""
     settings.check_train(cfg)
     info = tracking.job_info()
     out = Outputs.for_job(cfg.paths, info)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from inpaintlab.utils import UserError
+from inpaintlab.errors import UserError
 
 MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
 

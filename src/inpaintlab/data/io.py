@@ -30,7 +30,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from inpaintlab.errors import UserError, first_line
-from inpaintlab.utils import atomic_file
+from inpaintlab.files import atomic_file
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm"}

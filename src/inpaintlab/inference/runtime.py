@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from inpaintlab.errors import ModelError, UserError, first_line
-from inpaintlab.utils import available_cpus
+from inpaintlab.processes import available_cpus
 
 DEFAULT_IMAGE_SIZE = 256
 SIZE_MULTIPLE = 8

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inpaintlab.utils import available_cpus
+from inpaintlab.processes import available_cpus
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from inpaintlab.utils import identity_alive, process_identity
+from inpaintlab.processes import identity_alive, process_identity
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from inpaintlab.files import atomic_write_json
 from inpaintlab.tracking.jobs import JobInfo, parallel_jobs, threads_per_job
 from inpaintlab.tracking.naming import MAX_NAME
 from inpaintlab.tracking.store import ensure_experiment, process_tags, tracking_uri
 from inpaintlab.tracking.versions import data_version, git_commit
-from inpaintlab.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from inpaintlab.data.synthetic.scene import render
-from inpaintlab.utils import atomic_file
+from inpaintlab.files import atomic_file
 
 __all__ = ["image_seed", "render_landscape", "write_dataset"]
 

@@ -1,4 +1,5 @@
-"""Small shared pieces: atomic writes, locks, process identity (errors: errors.py)."""
+"""Files written whole or not at all (temp file or folder, then rename), and one writer at a time
+(FileLock): what every stage uses to leave nothing half-written."""
 
 from __future__ import annotations
 
@@ -15,22 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-# The error type and the stage wrapper live in errors.py; stages import them from here too.
-from inpaintlab.errors import Interrupted as Interrupted
-from inpaintlab.errors import UserError as UserError
-from inpaintlab.errors import one_line as one_line
-from inpaintlab.errors import stage
+from inpaintlab.processes import pid_alive
 
 log = logging.getLogger("inpaintlab")
-user_errors_as_one_line = stage  # the name train.py and prepare.py know
-
-
-def available_cpus() -> int:
-    """CPUs this process may use (affinity and cgroup-pinned sets count, unlike os.cpu_count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def temp_name(path: str | Path, tag: str = "tmp") -> Path:
@@ -160,9 +148,6 @@ def atomic_dir(final_dir: str | Path, keep_failed: bool = False) -> Iterator[Pat
     replace_dir(tmp, final_dir)
 
 
-# --- locks and process identity ------------------------------------------------------------------
-
-
 class Busy(Exception):
     """A lock is held by another live process (its pid, if it wrote one)."""
 
@@ -212,58 +197,3 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def process_start(pid: int) -> str:
-    """When pid started (clock ticks since boot, from /proc; '' where there is no /proc): with
-    the pid it names one process, even after the pid is reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
-
-
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def pid_alive(pid: int, start: str = "") -> bool:
-    """Whether process pid runs (and, given its start time, is still the same process)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, another user's
-    return not start or process_start(pid) in ("", start)
-
-
-def process_identity() -> dict[str, str]:
-    """host, boot and pid + start time of this process: what a later run needs to tell whether
-    it is still alive (pid_alive)."""
-    pid = os.getpid()
-    return {
-        "host": socket.gethostname(),
-        "boot": boot_id(),
-        "pid": str(pid),
-        "pid_start": process_start(pid),
-    }
-
-
-def identity_alive(identity: dict[str, str]) -> bool | None:
-    """True/False for a process of this host (and boot), None when it ran elsewhere."""
-    if identity.get("host") != socket.gethostname():
-        return None
-    if identity.get("boot") and boot_id() and identity["boot"] != boot_id():
-        return False  # the machine rebooted since
-    try:
-        pid = int(identity.get("pid", ""))
-    except ValueError:
-        return None
-    return pid_alive(pid, identity.get("pid_start", ""))
