@@ -166,6 +166,11 @@ class Run:
         return self.checkpoints / "last.ckpt"
 
     @property
+    def resume_from(self) -> Path | None:
+        """The checkpoint fit continues from: last.ckpt of a resumed run, if it was written."""
+        return self.last if self.resumed and self.last.exists() else None
+
+    @property
     def history(self) -> Path:
         return self.dir / "train_history.csv"
 

@@ -9,8 +9,9 @@ then `scontrol requeue`. We do not want that file: train.py resumes only at epoc
 mid-epoch resume re-draws the loader's shuffle), and Lightning loads the newest such file into any
 later fit without a checkpoint (every fresh training) under Slurm in that folder, whatever its
 settings. Lightning leaves a signal that already has a handler alone, so train.py installs one
-(`requeue_on_signal`) before the training starts: it only requeues. Slurm then stops the job with SIGTERM, which train.py turns into a stop at the next
-batch (MLflow run KILLED, `last.ckpt` kept); the requeued job runs the same command again, which
+(`requeue_on_signal`) before the training starts: it only requeues. Slurm then stops the job
+with SIGTERM, which train.py turns into a stop at the next batch (MLflow run KILLED, `last.ckpt`
+kept); the requeued job runs the same command again, which
 resumes that run. A plain `scontrol requeue` or a preemption with PreemptMode=REQUEUE takes the
 same path from the SIGTERM on.
 """
@@ -30,17 +31,23 @@ log = logging.getLogger(__name__)
 REQUEUE_SIGNAL = signal.SIGUSR1  # Lightning's SLURMEnvironment.requeue_signal
 
 
+def job_id_in_env() -> str | None:
+    """The Slurm job id in this process's environment as scontrol takes it (`<array job>_<task>`
+    for an array task, as the submitit launcher submits sweeps); None outside Slurm."""
+    env = os.environ
+    if not env.get("SLURM_JOB_ID"):
+        return None
+    array_job, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    return f"{array_job}_{task}" if array_job and task else env["SLURM_JOB_ID"]
+
+
 def slurm_job_id() -> str | None:
-    """This job's id as scontrol takes it (`<array job>_<task>` for an array task, as the
-    submitit launcher submits sweeps); None outside a Slurm job or in an interactive one."""
-    if "SLURM_JOB_ID" not in os.environ:
+    """job_id_in_env() inside a batch job; None outside Slurm or in an interactive job."""
+    if job_id_in_env() is None:
         return None
     from lightning.fabric.plugins.environments import SLURMEnvironment  # only inside Slurm: slow
 
-    if not SLURMEnvironment.detect():
-        return None
-    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array_job}_{task}" if array_job and task else os.environ["SLURM_JOB_ID"]
+    return job_id_in_env() if SLURMEnvironment.detect() else None
 
 
 def requeue(job_id: str) -> bool:

@@ -17,6 +17,7 @@ the end, from one completed run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -271,17 +272,16 @@ def lead(
     try:
         mlflow_run_id = start_mlflow(cfg, info, uri, experiment_id, run, config, say)
         recorder.bind(run, MlflowClient(tracking_uri=uri), mlflow_run_id, stop)
-        if trainer.world_size == 1:
-            return fit_and_publish(
-                config, out, module, datamodule, trainer, recorder, stop, run, uri
+        session = contextlib.nullcontext()
+        if trainer.world_size > 1:  # hand the run to the other ranks (distributed.py)
+            resume_from = run.resume_from
+            launch = distributed.Launch(
+                str(run.dir.resolve()),
+                str(resume_from.resolve()) if resume_from else None,
+                mlflow_run_id,
             )
-        resume_from = run.last if run.resumed and run.last.exists() else None
-        launch = distributed.Launch(
-            str(run.dir.resolve()),
-            str(resume_from.resolve()) if resume_from else None,
-            mlflow_run_id,
-        )
-        with distributed.leader_session(out.work_dir, launch):
+            session = distributed.leader_session(out.work_dir, launch)
+        with session:
             return fit_and_publish(
                 config, out, module, datamodule, trainer, recorder, stop, run, uri
             )
@@ -332,7 +332,7 @@ def fit_and_publish(
 ) -> dict:
     """Fit (from the run's last checkpoint when resuming), then stage and publish the outputs."""
     client, mlflow_run_id = recorder.client, recorder.mlflow_run_id
-    resume_from = run.last if run.resumed and run.last.exists() else None
+    resume_from = run.resume_from
     if resume_from is not None:
         say(
             f"resuming from epoch {run.state.get('epochs_done', 0)} "

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from inpaintlab.processes import identity_alive, process_identity
+from inpaintlab.slurm import job_id_in_env
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,10 @@ def process_tags() -> dict[str, str]:
     Slurm job also the job's id and how often it was requeued (`inpaintlab.slurm_job_id`,
     `.slurm_restart_count`): which job trained the run, or resumed it."""
     tags = {PROCESS_TAG.format(k): v for k, v in process_identity().items()}
-    env = os.environ
-    if env.get("SLURM_JOB_ID"):
-        array_job, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
-        job = f"{array_job}_{task}" if array_job and task else env["SLURM_JOB_ID"]
+    job = job_id_in_env()
+    if job is not None:
         tags[PROCESS_TAG.format("slurm_job_id")] = job
-        tags[PROCESS_TAG.format("slurm_restart_count")] = env.get("SLURM_RESTART_COUNT", "0")
+        tags[PROCESS_TAG.format("slurm_restart_count")] = os.environ.get("SLURM_RESTART_COUNT", "0")
     return tags
 
 
