@@ -23,7 +23,7 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from inpaintlab import distributed, runs, settings, slurm, tracking
+from inpaintlab import cpu_share, distributed, runs, settings, slurm, tracking
 from inpaintlab.checkpoints import AtomicCheckpointIO
 from inpaintlab.errors import Interrupted, UserError, one_line, stage
 from inpaintlab.inpaint_module import InpaintModule
@@ -161,11 +161,11 @@ def apply_speed_settings(module: InpaintModule, cfg: DictConfig) -> None:
 
 
 def build(
-    cfg: DictConfig,
+    cfg: DictConfig, callbacks: Sequence[L.Callback] = ()
 ) -> tuple[InpaintModule, L.LightningDataModule, L.Trainer, RunRecorder]:
-    """The module, the datamodule (set up: data/prepared read and checked), the trainer and
-    its recorder. Nothing here writes: a bad value fails as one line before anything is created
-    or deleted."""
+    """The module, the datamodule (set up: data/prepared read and checked), the trainer (with
+    `callbacks` besides its recorder) and the recorder. Nothing here writes: a bad value fails as
+    one line before anything is created or deleted."""
     try:
         mask_generator = hydra.utils.instantiate(cfg.mask)
         # _partial_: passing the generator through instantiate would turn its dataclass into a dict
@@ -182,7 +182,7 @@ def build(
             cfg.trainer,
             module,
             logger=False,  # MLflow: RunRecorder logs each epoch with step = epoch
-            callbacks=[recorder],
+            callbacks=[recorder, *callbacks],
             enable_checkpointing=False,  # RunRecorder writes the checkpoints
             plugins=[AtomicCheckpointIO()],
         )
@@ -209,17 +209,27 @@ def train(cfg: DictConfig) -> dict:
     info = tracking.job_info()
     out = Outputs.for_job(cfg.paths, info)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    torch.set_num_threads(tracking.threads_per_job(info.launcher if info.multirun else None))
-    log.info(
-        "torch threads: %d (OMP_NUM_THREADS=%s)",
-        torch.get_num_threads(),
-        os.environ.get("OMP_NUM_THREADS"),
-    )
-    module, datamodule, trainer, recorder = build(cfg)
-    if trainer.world_size > 1:  # the CPUs shared among this node's ranks
-        torch.set_num_threads(max(1, torch.get_num_threads() // trainer.num_devices))
-        if trainer.global_rank > 0:
+    threads = tracking.threads_per_job(info.launcher if info.multirun else None)
+    torch.set_num_threads(threads)
+    log.info("torch threads: %d (OMP_NUM_THREADS=%s)", threads, os.environ.get("OMP_NUM_THREADS"))
+    # Trainings at once on this machine (other commands, data-parallel ranks) share the CPUs.
+    with cpu_share.TrainingSlot() as slot:
+        module, datamodule, trainer, recorder = build(cfg, [cpu_share.ShareCpus(slot, threads)])
+        if trainer.global_rank > 0:  # data-parallel
             return follow_leader(out, module, datamodule, trainer, recorder)
+        return train_as_leader(cfg, info, out, module, datamodule, trainer, recorder)
+
+
+def train_as_leader(
+    cfg: DictConfig,
+    info: tracking.JobInfo,
+    out: Outputs,
+    module: InpaintModule,
+    datamodule: L.LightningDataModule,
+    trainer: L.Trainer,
+    recorder: RunRecorder,
+) -> dict:
+    """The only process, or rank 0: the fingerprint of what it trains, the signal handlers."""
     config = OmegaConf.to_container(cfg, resolve=True)
     fingerprint = runs.Fingerprint(
         runs.train_config(config), runs.code_digest(), runs.data_digest(datamodule.prepared_dir)
