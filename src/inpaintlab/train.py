@@ -217,31 +217,18 @@ def train(cfg: DictConfig) -> dict:
         module, datamodule, trainer, recorder = build(cfg, [cpu_share.ShareCpus(slot, threads)])
         if trainer.global_rank > 0:  # data-parallel
             return follow_leader(out, module, datamodule, trainer, recorder)
-        return train_as_leader(cfg, info, out, module, datamodule, trainer, recorder)
-
-
-def train_as_leader(
-    cfg: DictConfig,
-    info: tracking.JobInfo,
-    out: Outputs,
-    module: InpaintModule,
-    datamodule: L.LightningDataModule,
-    trainer: L.Trainer,
-    recorder: RunRecorder,
-) -> dict:
-    """The only process, or rank 0: the fingerprint of what it trains, the signal handlers."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    fingerprint = runs.Fingerprint(
-        runs.train_config(config), runs.code_digest(), runs.data_digest(datamodule.prepared_dir)
-    )
-    stop = SignalStop().install()
-    try:
-        with slurm.requeue_on_signal():
-            return lead(
-                cfg, info, out, fingerprint, config, module, datamodule, trainer, recorder, stop
-            )
-    finally:
-        stop.uninstall()
+        config = OmegaConf.to_container(cfg, resolve=True)
+        fingerprint = runs.Fingerprint(
+            runs.train_config(config), runs.code_digest(), runs.data_digest(datamodule.prepared_dir)
+        )
+        stop = SignalStop().install()
+        try:
+            with slurm.requeue_on_signal():
+                return lead(
+                    cfg, info, out, fingerprint, config, module, datamodule, trainer, recorder, stop
+                )
+        finally:
+            stop.uninstall()
 
 
 def lead(
