@@ -317,6 +317,10 @@ def biharmonic_steps(filled: torch.Tensor, hole: torch.Tensor, count: int) -> to
         rr_next = (residual * residual).sum((2, 3), keepdim=True)
         direction = residual + rr_next / rr.clamp_min(1e-20) * direction
         rr = rr_next
+        # Solved everywhere (small levels take a few steps): the rest would not move x. Only
+        # outside tracing, which must record every step for images of any size.
+        if not torch.jit.is_tracing() and bool((rr <= CG_CONVERGED).all()):
+            break
     return x.to(filled.dtype)
 
 
