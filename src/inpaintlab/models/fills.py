@@ -335,10 +335,10 @@ def biharmonic_fill(
 
     Why: it continues gradients across the hole, where the membrane fill only continues
     values: on brush strokes in real photos at 512 px it is +1.2 dB over the harmonic fill and
-    level with scikit-image's exact solve (about a tenth of its time), and on boxes and border
-    bands +0.4-0.6 dB (docs/results.md). The fixed number of steps per level keeps the cost
-    bounded: a large hole is then between the membrane and the thin plate, which on boxes
-    is better than either. Exports to ONNX (the steps are unrolled) with dynamic H and W.
+    within 0.2 dB of scikit-image's exact solve (at about a third of its time), and on boxes
+    and border bands +0.4-0.6 dB (docs/results.md). The fixed number of steps per level keeps
+    the cost bounded: a large hole is then between the membrane and the thin plate, which on
+    boxes is better than either. Exports to ONNX (the steps are unrolled) with dynamic H and W.
     """
     with torch.autocast(image.device.type, enabled=False):  # CG needs float32 sums
         return _coarse_to_fine(image.float(), mask.float(), levels, iterations, biharmonic_steps)
