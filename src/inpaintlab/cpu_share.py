@@ -81,13 +81,13 @@ class ShareCpus(Callback):
         self.slot, self.cap = slot, cap
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainings = self.slot.trainings()
-        threads = max(1, min(self.cap, available_cpus() // trainings))
+        trainings, cpus = self.slot.trainings(), available_cpus()
+        threads = max(1, min(self.cap, cpus // trainings))
         if threads != torch.get_num_threads():
             log.info(
                 "torch threads: %d (%d CPUs shared by %d trainings on this machine)",
                 threads,
-                available_cpus(),
+                cpus,
                 trainings,
             )
         torch.set_num_threads(threads)

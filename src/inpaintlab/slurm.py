@@ -43,11 +43,12 @@ def job_id_in_env() -> str | None:
 
 def slurm_job_id() -> str | None:
     """job_id_in_env() inside a batch job; None outside Slurm or in an interactive job."""
-    if job_id_in_env() is None:
+    job = job_id_in_env()
+    if job is None:
         return None
     from lightning.fabric.plugins.environments import SLURMEnvironment  # only inside Slurm: slow
 
-    return job_id_in_env() if SLURMEnvironment.detect() else None
+    return job if SLURMEnvironment.detect() else None
 
 
 def requeue(job_id: str) -> bool:

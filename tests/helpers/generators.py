@@ -59,9 +59,9 @@ def assert_export_parity(
     batch: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None,
     atol: float = 1e-4,
 ) -> None:
-    """Export (traced at 32x32) to ONNX and TorchScript; both within 1e-4 of the module at
+    """Export (traced at 32x32) to ONNX and TorchScript; both within `atol` of the module at
     `sizes` (other than the traced one: the axes must really be dynamic), on `batch(h, w)`
-    (default: 2 random images with random masks), `atol` apart at most."""
+    (default: 2 random images with random masks)."""
     example = random_batch(1, 32, 32)
     export_onnx(generator, folder / "model.onnx", example, 17, {"model": name})
     export_torchscript(generator, folder / "model.pt", example, {"model": name})
