@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.generators import random_batch
+from helpers.generators import assert_export_parity, random_batch
 from omegaconf import OmegaConf
 
 from inpaintlab.models.fills import make_fill
 from inpaintlab.models.generator import Generator
+from inpaintlab.models.layers import composite
 from inpaintlab.models.unet import UNet
 from inpaintlab.models.unet_full import UNetFull
 
@@ -72,15 +73,59 @@ def test_unknown_fill_is_a_clear_error(name):
 def test_the_skeleton_is_fill_network_composite():
     """A network that returns a constant residual: generated = clamp(fill + residual), composited."""
 
-    class Constant(Generator):
-        def network(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            return torch.full_like(x[:, :3], 0.25)
-
     image, mask = random_batch(2, 16, 24)
-    generator = Constant(fill="pyramid", edge_width=4.0, fill_levels=5, sees_fill=False)
+    generator = constant_generator()
     expected = (make_fill(image, mask, "pyramid", 4.0, 5) + 0.25).clamp(0, 1)
     assert torch.equal(generator.generate(image, mask), expected)
     assert torch.equal(generator(image, mask), image * (1 - mask) + expected * mask)
+
+
+class Constant(Generator):
+    """The skeleton with a network that returns a constant residual of 0.25."""
+
+    def network(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x[:, :3], 0.25)
+
+
+def constant_generator() -> Constant:
+    return Constant(fill="pyramid", edge_width=4.0, fill_levels=5, sees_fill=False)
+
+
+def test_correction_scale_applies_that_share_of_the_correction():
+    image, mask = random_batch(2, 16, 24)
+    generator = constant_generator()
+    fill = make_fill(image, mask, "pyramid", 4.0, 5)
+    generator.correction_scale.fill_(0.5)
+    assert torch.equal(generator.generate(image, mask), (fill + 0.125).clamp(0, 1))
+    assert torch.equal(generator.generate(image, mask, scale=1.0), (fill + 0.25).clamp(0, 1))
+    generator.correction_scale.fill_(0.0)
+    assert torch.equal(generator(image, mask), composite(fill.clamp(0, 1), image, mask))
+
+
+def test_correction_scale_is_saved_and_old_weights_load_with_the_whole_correction():
+    generator = constant_generator()
+    generator.correction_scale.fill_(0.3)
+    state = generator.state_dict()
+    assert float(state["correction_scale"]) == pytest.approx(0.3)
+    again = constant_generator()
+    again.correction_scale.fill_(0.7)
+    again.load_state_dict(state)
+    assert float(again.correction_scale) == pytest.approx(0.3)
+    del state["correction_scale"]  # weights saved before the calibration existed
+    again.load_state_dict(state)
+    assert float(again.correction_scale) == 1.0
+
+
+def test_the_exported_model_keeps_its_correction_scale(tmp_path):
+    torch.manual_seed(0)
+    generator = TINY["unet"]().eval()
+    torch.nn.init.normal_(generator.to_rgb.weight, std=0.5)  # a correction that is not zero
+    generator.correction_scale.fill_(0.4)
+    image, mask = random_batch(1, 32, 32)
+    with torch.no_grad():
+        full = generator.generate(image, mask, scale=1.0)
+        assert not torch.allclose(generator.generate(image, mask), full)
+    assert_export_parity(generator, tmp_path, "unet", [(40, 48)])
 
 
 def _defaults(target: str) -> dict[str, object]:

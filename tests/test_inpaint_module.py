@@ -1,15 +1,18 @@
-"""inpaint_module.py: the learning-rate schedule (optim.scheduler) per step, and the optimizers the
-config instantiates."""
+"""inpaint_module.py: the learning-rate schedule (optim.scheduler) per step, the optimizers the
+config instantiates, and the share of the correction each validation keeps."""
 
 from __future__ import annotations
 
 import math
 
 import hydra
+import lightning as L
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from inpaintlab.inpaint_module import InpaintModule, warmup_cosine
+from inpaintlab.models.generator import Generator
 
 
 def one_cycle(step: int, total: int, warmup_fraction: float, final_fraction: float) -> float:
@@ -52,3 +55,51 @@ def test_the_optim_config_is_what_the_module_builds(compose_cfg):
     scheduler = hydra.utils.instantiate(cfg.optim.scheduler)(optimizer, total_steps=100)
     assert isinstance(scheduler, torch.optim.lr_scheduler.SequentialLR)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(cfg.optim.generator.lr / 5)  # warmup 5
+
+
+class ConstantCorrection(Generator):
+    """The skeleton with a network that adds 0.4 everywhere."""
+
+    def network(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x[:, :3], 0.4)
+
+
+def validate_constant_correction(compose_cfg, hole_value: float, *overrides: str) -> tuple:
+    """Validate a module whose fill of a grey 0.5 surround is 0.5 and whose correction is +0.4,
+    on holes that really hold `hole_value`: the logged metrics and the scale it keeps."""
+    cfg = compose_cfg("experiment=ci", *overrides)
+    module = InpaintModule(model=cfg.model, loss=cfg.loss, optim=cfg.optim)
+    module.generator = ConstantCorrection("pyramid", 4.0, 5, sees_fill=False)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 8:24, 8:24] = 1
+    image = torch.full((3, 32, 32), 0.5) * (1 - mask) + hole_value * mask
+    batches = [{"image": image, "mask": mask}] * 4
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.validate(module, dataloaders=DataLoader(batches, batch_size=2))
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}  # what RunRecorder reads
+    return logged, float(module.generator.correction_scale)
+
+
+def test_validation_keeps_the_share_of_the_correction_that_does_best(compose_cfg):
+    """The hole holds 0.7: half the correction is exact, so the model keeps 0.5 of it, and
+    val_psnr is the calibrated model's (100 dB, the cap), not the whole correction's."""
+    logged, scale = validate_constant_correction(compose_cfg, 0.7)
+    assert scale == 0.5 == logged["correction_scale"]
+    assert logged["val_psnr"] == pytest.approx(100.0)
+    assert logged["val_fill_psnr"] == pytest.approx(10 * math.log10(1 / 0.2**2), abs=1e-3)
+
+
+def test_a_correction_that_only_hurts_is_dropped(compose_cfg):
+    """The hole holds the surround's 0.5: the fill alone is exact, any correction hurts."""
+    logged, scale = validate_constant_correction(compose_cfg, 0.5)
+    assert scale == 0.0 and logged["val_psnr"] == logged["val_fill_psnr"]
+
+
+def test_without_calibration_the_whole_correction_stays(compose_cfg):
+    logged, scale = validate_constant_correction(
+        compose_cfg, 0.5, "model.calibrate_correction=false"
+    )
+    assert scale == 1.0 and "correction_scale" not in logged
+    assert logged["val_psnr"] == pytest.approx(10 * math.log10(1 / 0.4**2), abs=1e-3)

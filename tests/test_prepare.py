@@ -4,6 +4,7 @@ nothing usable is a one-line error."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,8 +100,9 @@ def write_mixed_folder(raw: Path) -> dict[str, tuple[int, int]]:
 
 
 def sources(folder: Path) -> dict[str, Path]:
-    """Prepared file stem (prepare_jobs.prepared_stem of its source photo) -> the file."""
-    return {p.stem: p for p in sorted(folder.iterdir())}
+    """Prepared file stem (prepare_jobs.prepared_stem of its source photo) -> the file (for
+    val/, the photo's centre square; its crops are <stem>.<k>)."""
+    return {p.stem: p for p in sorted(folder.iterdir()) if not re.search(r"\.\d+$", p.stem)}
 
 
 def source_stem(name: str) -> str:
@@ -269,3 +271,35 @@ def test_user_mistakes_are_one_line_errors(tmp_path, setup, override, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_val_photos_give_fixed_crops_at_training_zoom_levels(tmp_path, compose_cfg):
+    """Each val photo: its centre square and data.val_crops - 1 crops of its train-size copy,
+    the same in every prepare (seeded by the photo's path alone), one mask each."""
+    raw = tmp_path / "raw"
+    write_mixed_folder(raw)
+    manifests = [
+        run_prepare(
+            compose_cfg, raw, tmp_path / out, *MIXED, "data.val_crops=5", "data.cache=false"
+        )
+        for out in ("a", "b")
+    ]
+    val = sorted((tmp_path / "a" / "val").iterdir())
+    photos = manifests[0]["counts"]["val"]
+    assert photos >= 1 and len(val) == 5 * photos == manifests[0]["val_images"]
+    for path in val:
+        twin = tmp_path / "b" / "val" / path.name
+        assert path.read_bytes() == twin.read_bytes()
+        assert Image.open(path).size == (32, 32)
+    for stem in sources(tmp_path / "a" / "val"):
+        crops = [load_rgb(tmp_path / "a" / "val" / f"{stem}.{k:02d}.png") for k in range(1, 5)]
+        assert len({c.tobytes() for c in crops}) == 4  # four different places or zooms
+    with np.load(tmp_path / "a" / "masks_val.npz") as masks:
+        assert masks["mask"].shape == (len(val), 32, 32)
+
+
+def test_val_crops_must_be_positive(tmp_path, compose_cfg):
+    raw = tmp_path / "raw"
+    write_mixed_folder(raw)
+    with pytest.raises(UserError, match="val_crops"):
+        run_prepare(compose_cfg, raw, tmp_path / "out", "data.val_crops=0")

@@ -5,7 +5,9 @@
                          enlarged, aspect kept): the datamodule takes random crops of it at
                          several scales. Long side <= train_png_max_side: PNG, else JPEG
                          quality 95 (decodes 3.6x faster than PNG at 1024x768)
-      val/*.png          centre square, resized to image_size x image_size
+      val/*.png          per val photo: its centre square resized to image_size x image_size
+                         (<stem>.png) and val_crops - 1 crops placed and zoomed like training
+                         crops, seeded by the photo's path (<stem>.<k>.png; prepare_jobs.val_crops)
       test/*.png         idem
       test_<F>/*.png     for F in full_sizes: centre square at F x F of each test photo whose
                          short side is >= F (never enlarged; the others are listed in the
@@ -148,6 +150,9 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(
             f"data.train_png_max_side must be an integer >= 0, got {cfg.train_png_max_side!r}"
         )
+    crops = cfg.val_crops
+    if not isinstance(crops, int) or isinstance(crops, bool) or crops < 1:
+        raise UserError(f"data.val_crops must be an integer >= 1, got {crops!r}")
     full_sizes = list(cfg.full_sizes or [])
     bad = [f for f in full_sizes if not isinstance(f, int) or f < 16 or f % 8]
     if bad or len(set(full_sizes)) != len(full_sizes):
@@ -228,7 +233,8 @@ class Tally:
     """The manifest's counts, filled from the workers' records in any order."""
 
     def __init__(self, full_sizes: Sequence[int]) -> None:
-        self.counts = dict.fromkeys(SPLITS, 0)
+        self.counts = dict.fromkeys(SPLITS, 0)  # photos
+        self.val_images = 0  # each val photo's centre square and its crops
         self.skipped: list[dict[str, str]] = []
         self.full_counts = {str(f): 0 for f in full_sizes}
         self.full_skipped: dict[str, list[dict[str, str]]] = {str(f): [] for f in full_sizes}
@@ -246,6 +252,7 @@ class Tally:
             self.skipped.append({"file": done.relative, "reason": done.skipped})
             return
         self.counts[done.split] += 1
+        self.val_images += sum(output.split(".")[0] == "val" for output in done.files)
         if done.split == "train":
             self.train_formats[done.files["train"][1:]] += 1
         if done.split == "test":
@@ -287,6 +294,7 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
         train_png_max_side=int(cfg.train_png_max_side),
         full_sizes=tuple(full_sizes),
         min_side=int(cfg.min_side),
+        val_crops=int(cfg.val_crops) - 1,
     )
     cache = None
     if cfg.get("cache", True):
@@ -324,7 +332,7 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
             )
         masks = MaskWriter(pool, workers, cache)
         seed, families = int(cfg.eval_mask_seed), list(cfg.eval_families)
-        masks.val_masks(tmp, list(cfg.val_families), counts["val"], size, seed)
+        masks.val_masks(tmp, list(cfg.val_families), tally.val_images, size, seed)
         masks.test_masks(tmp, families, counts["test"], size, seed)
         for full, n in tally.full_counts.items():
             masks.test_masks(tmp, families, n, int(full), seed, f"masks_test_{full}.npz")
@@ -354,6 +362,7 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
         "train_max_side": int(cfg.train_max_side),
         "train_formats": dict(sorted(tally.train_formats.items())),
         "counts": counts,
+        "val_images": tally.val_images,
         "full_sizes": full_sizes,
         "full_size_counts": tally.full_counts,
         "full_size_skipped": {f: by_file(entries) for f, entries in tally.full_skipped.items()},

@@ -211,6 +211,7 @@ def check_data(data: DictConfig) -> None:
     integer("data.min_side", data.get("min_side", 1), 1)
     number("data.val_fraction", data.get("val_fraction", 0.1), 0, 1, high_open=True)
     number("data.test_fraction", data.get("test_fraction", 0.1), 0, 1, high_open=True)
+    integer("data.val_crops", data.get("val_crops", 16), 1)
     integer("data.split_seed", data.get("split_seed", 0))
     integer("data.eval_mask_seed", data.get("eval_mask_seed", 0))
     text("data.raw_dir", data.get("raw_dir", "data/raw"))
@@ -311,6 +312,7 @@ def check_train(cfg: DictConfig) -> None:
     check_targets(mask, "mask")
     model = _get(cfg, "model")
     number("model.ema_decay", model.get("ema_decay"), 0, 1, high_open=True)
+    boolean("model.calibrate_correction", model.get("calibrate_correction", True))
     check_targets(model, "model")
 
     integer("logger.num_samples", cfg.logger.get("num_samples", 6), 0)

@@ -12,7 +12,6 @@ Validation: the fixed images and masks written by the prepare stage, identical e
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from inpaintlab.data.crops import scale_crop_box
 from inpaintlab.errors import UserError
 
 MaskGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
@@ -97,17 +97,16 @@ class ScaleCrop(A.RandomResizedCrop):
         self, params: dict[str, Any], data: dict[str, Any]
     ) -> dict[str, tuple[int, int, int, int]]:
         height, width = params["shape"][:2]
-        out_h, out_w = self.size
-        area = height * width
-        high = max(1.0, self.scale[1] * area)
-        low = min(high, max(1.0, self.scale[0] * area, out_h * out_w))
-        target = math.exp(self.py_random.uniform(math.log(low), math.log(high)))
-        ratio = math.exp(self.py_random.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
-        crop_w = min(width, max(min(out_w, width), round(math.sqrt(target * ratio))))
-        crop_h = min(height, max(min(out_h, height), round(math.sqrt(target / ratio))))
-        top = self.py_random.randint(0, height - crop_h)
-        left = self.py_random.randint(0, width - crop_w)
-        return {"crop_coords": (left, top, left + crop_w, top + crop_h)}
+        box = scale_crop_box(
+            height,
+            width,
+            self.size,
+            self.scale,
+            self.ratio,
+            self.py_random.uniform,
+            self.py_random.randint,
+        )
+        return {"crop_coords": box}
 
 
 def default_crop(image_size: int) -> ScaleCrop:

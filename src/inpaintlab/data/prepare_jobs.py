@@ -31,6 +31,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
+from inpaintlab.data.crops import scale_crop_box
 from inpaintlab.data.io import ImageLoadError, load_rgb
 
 # Bump when the processing below changes what a photo's files hold (cache entries of another
@@ -69,6 +70,39 @@ def center_square(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return image[top : top + size, left : left + size]
+
+
+# The val crops' geometry: the training crops' (conf/datamodule/default.yaml `crop`), from 1:1
+# pixels of the stored train copy to the whole of it.
+VAL_CROP_SCALE = (0.0, 1.0)
+VAL_CROP_RATIO = (3 / 4, 4 / 3)
+
+
+def val_crops(image: np.ndarray, relative: str, count: int, size: int) -> list[np.ndarray]:
+    """`count` size x size crops of a val photo (already capped like a train copy), placed and
+    zoomed as training crops are (scale_crop_box), from an rng seeded by the photo's path alone.
+
+    Why crops and not one thumbnail per photo: validation chooses the checkpoint and the share
+    of the correction (models/generator.py), and a folder of 20 photos has 2 val photos; whole
+    photos shrunk to the training size show neither the pixel scale users run the model at nor
+    enough holes to choose by."""
+    seed = int.from_bytes(hashlib.sha256(f"val-crops\0{relative}".encode()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
+    height, width = image.shape[:2]
+    crops = []
+    for _ in range(count):
+        left, top, right, bottom = scale_crop_box(
+            height,
+            width,
+            (size, size),
+            VAL_CROP_SCALE,
+            VAL_CROP_RATIO,
+            lambda a, b: float(rng.uniform(a, b)),
+            lambda a, b: int(rng.integers(a, b + 1)),
+        )
+        crop = image[top:bottom, left:right]
+        crops.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+    return crops
 
 
 def prepared_stem(relative_path: str) -> str:
@@ -126,6 +160,7 @@ class Shaping:
     train_png_max_side: int
     full_sizes: tuple[int, ...]
     min_side: int
+    val_crops: int = 0  # crops per val photo beside its centre square
 
     def digest(self) -> str:
         """Names the cache folder: these settings, the processing version and the libraries
@@ -157,7 +192,7 @@ class Done:
     split: str
     mode: str | None  # the source's Pillow mode, None when it could not be read
     short_side: int
-    files: dict[str, str]  # prepared folder -> suffix written there (train/val/test/test_<F>)
+    files: dict[str, str]  # output (_out_path: train/val/val.<k>/test/test_<F>) -> its suffix
     skipped: str | None  # why the photo was left out
     reused: bool  # taken from the cache, not decoded
 
@@ -195,8 +230,12 @@ def run_job(job: Job, shaping: Shaping) -> Done:
     return _done(job, meta, reused=False)
 
 
-def _out_path(job: Job, folder: str, suffix: str) -> Path:
-    return Path(job.out_dir) / folder / f"{prepared_stem(job.relative)}{suffix}"
+def _out_path(job: Job, output: str, suffix: str) -> Path:
+    """output: a prepared folder (train, val, test, test_<F>), or "val.<k>" for a val crop
+    (val/<stem>.<k><suffix>, beside the photo's centre square val/<stem><suffix>)."""
+    folder, _, part = output.partition(".")
+    name = prepared_stem(job.relative) + (f".{part}" if part else "")
+    return Path(job.out_dir) / folder / f"{name}{suffix}"
 
 
 def _sha256(path: str) -> str:
@@ -265,6 +304,11 @@ def _process(job: Job, shaping: Shaping, entry: Path | None) -> dict:
         outputs["train"] = encode(out, None if lossless else TRAIN_JPEG_QUALITY)
     else:
         outputs[job.split] = encode(center_square(image, shaping.image_size))
+    if job.split == "val":
+        stored = cap_long_side(image, shaping.train_max_side)
+        crops = val_crops(stored, job.relative, shaping.val_crops, shaping.image_size)
+        for k, crop in enumerate(crops, start=1):
+            outputs[f"val.{k:02d}"] = encode(crop)
     if job.split == "test":
         for full in shaping.full_sizes:
             if short >= full:  # never enlarged; the manifest lists the smaller ones
