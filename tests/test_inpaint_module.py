@@ -11,7 +11,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from inpaintlab.inpaint_module import InpaintModule, warmup_cosine
+from inpaintlab import metrics
+from inpaintlab.inpaint_module import (
+    LOG_L2_FLOOR,
+    InpaintModule,
+    reconstruction_loss,
+    warmup_cosine,
+)
 from inpaintlab.models.generator import Generator
 
 
@@ -103,3 +109,36 @@ def test_without_calibration_the_whole_correction_stays(compose_cfg):
     )
     assert scale == 1.0 and "correction_scale" not in logged
     assert logged["val_psnr"] == pytest.approx(10 * math.log10(1 / 0.4**2), abs=1e-3)
+
+
+def test_log_l2_counts_every_images_db_the_same():
+    """hole_log_l2 is minus the mean per-image PSNR (in nepers, with the floor): doubling the
+    error of one image moves it by log(4) / N whether that image was easy or hard, where the
+    pooled squared error moves almost only for the hard one."""
+    target = torch.zeros(2, 3, 16, 16)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:12, 4:12] = 1
+    raw = target.clone()
+    raw[0] += 0.02 * mask[0]  # easy: 34 dB
+    raw[1] += 0.3 * mask[1]  # hard: 10.5 dB
+    weights = {"hole_l1": 0.0, "valid_l1": 0.0, "hole_l2": 0.0, "hole_log_l2": 1.0, "gradient": 0.0}
+    pooled = dict(weights, hole_l2=1.0, hole_log_l2=0.0)
+    mse = metrics.masked_mse(raw, target, mask)
+    base = reconstruction_loss(raw, target, mask, weights)
+    assert base.item() == pytest.approx(torch.log(mse + LOG_L2_FLOOR).mean().item(), rel=1e-5)
+    psnr = metrics.psnr_masked(raw, target, mask)  # the floor aside, minus the mean PSNR
+    assert base.item() == pytest.approx(-(psnr * math.log(10) / 10).mean().item(), abs=0.15)
+    for image in (0, 1):
+        doubled = raw.clone()
+        doubled[image] *= 2
+        step = reconstruction_loss(doubled, target, mask, weights) - base
+        assert step.item() == pytest.approx(
+            math.log(4) / 2, rel=0.15 if image == 0 else 0.01
+        )  # the floor
+    easy, hard = raw.clone(), raw.clone()
+    easy[0] *= 2
+    hard[1] *= 2
+    pooled_base = reconstruction_loss(raw, target, mask, pooled)
+    easy_step = reconstruction_loss(easy, target, mask, pooled) - pooled_base
+    hard_step = reconstruction_loss(hard, target, mask, pooled) - pooled_base
+    assert easy_step.item() < hard_step.item() / 100

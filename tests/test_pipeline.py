@@ -64,6 +64,22 @@ def test_repro_runs_all_four_stages_and_writes_the_contract_files(pipeline):
     ]
 
 
+def test_the_published_model_keeps_the_share_of_its_correction_chosen_on_val(pipeline):
+    """train.json names the share calibration chose and the val PSNR it gives; the published
+    checkpoint's generator holds that share (evaluate and export then apply it)."""
+    import torch
+
+    project = pipeline["project"]
+    summary = json.loads((project / "metrics/train.json").read_text())
+    scale = summary["correction_scale"]
+    assert 0.0 <= scale <= 1.0
+    assert set(summary["val_psnr_by_size"]) == {"32"}  # the CI photos are too small for 256 px
+    by_size = summary["val_psnr_by_size"]["32"]
+    assert by_size["model"] >= by_size["fill"]  # the share 0 (the fill) was a candidate
+    state = torch.load(project / "models/model.ckpt", weights_only=True)["state_dict"]
+    assert float(state["generator.correction_scale"]) == scale
+
+
 def test_eval_json_follows_the_design_schema(pipeline):
     metrics = json.loads((pipeline["project"] / "metrics/eval.json").read_text())
     assert set(metrics) == {"model", "baselines"}  # 48-px test photos: no full-size section

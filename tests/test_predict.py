@@ -208,8 +208,9 @@ def test_wide_extension_takes_several_steps(onnx_model: Model) -> None:
     np.testing.assert_array_equal(result[:, :40], image)
     widths = [shape[3] for shape in recorder.shapes]
     # 40 -> 60 (padded to 64) -> 90 (a 90-wide window, padded) -> 100 (the 10 new columns only
-    # need a 64-wide window of context)
-    assert widths == [64, 96, 64]
+    # need a 64-wide window of context); the 20 and 30 px deep bands reach beyond S/4 = 16, so
+    # each first runs at the scale where they reach 16 px (48 px wide), then at full resolution
+    assert widths == [48, 64, 48, 96, 64]
     # the CLI agrees: 150% of the width in one call
     recorder.shapes.clear()
     assert outpaint(
@@ -262,7 +263,7 @@ def test_large_thin_and_scattered_holes_stay_full_resolution(onnx_model: Model) 
     assert all(
         h <= 128 and w <= 128 and h % 8 == 0 and w % 8 == 0 for _, _, h, w in recorder.shapes
     )
-    assert working_scale(mask[:64], TRAIN_SIZE, 128) == 1.0
+    assert working_scale(mask[:64], TRAIN_SIZE) == 1.0
     np.testing.assert_array_equal(result[~mask], image[~mask])
     assert not (result[mask] == MAGENTA).all(axis=1).any()  # every masked pixel was generated
 
@@ -270,30 +271,34 @@ def test_large_thin_and_scattered_holes_stay_full_resolution(onnx_model: Model) 
 def test_large_hole_is_downscaled_and_fully_generated(onnx_model: Model) -> None:
     image = photo(400, 400)
     mask = np.zeros((400, 400), bool)
-    mask[100:300, 120:320] = True  # reach 100 > S/2 = 32: run at lower resolution
+    mask[100:300, 120:320] = True  # reach 100 > S/4 = 16: run at 16/100 of the resolution
     image[mask] = MAGENTA
-    assert working_scale(mask, TRAIN_SIZE, 128) < 1
+    assert working_scale(mask, TRAIN_SIZE) == pytest.approx(0.16, abs=0.01)
     recorder = Recorder(onnx_model.run)
     result = inpaint(image, mask, recorder, TRAIN_SIZE, max_side=128)
     assert all(h <= 128 and w <= 128 for _, _, h, w in recorder.shapes)
-    assert recorder.shapes[0][2:] == (128, 128)  # the whole coarse window in one tile
-    assert len(recorder.shapes) > 1 and all(
-        s[2:] == (64, 64) for s in recorder.shapes[1:]
-    )  # edge refine
+    assert recorder.shapes[0][2:] == (64, 64)  # the whole coarse window in one call
+    assert len(recorder.shapes) > 1  # edge refine at full resolution, in 128 px tiles
     np.testing.assert_array_equal(result[~mask], image[~mask])
     assert not (result[mask] == MAGENTA).all(axis=1).any()
 
 
-def test_a_window_that_fits_runs_whole_at_full_resolution(onnx_model: Model) -> None:
-    """The default: a large hole in a 400 x 400 photo is one model call on the whole window,
-    at the photo's own resolution (the model's fill solves the whole hole at once)."""
+def test_holes_run_where_their_reach_is_the_training_holes(onnx_model: Model) -> None:
+    """The default: a large hole in a 400 x 400 photo runs at the scale where its reach is S/4
+    (one call on the whole window), then its edge band at the photo's own resolution (one more
+    call); a thin one runs at full resolution in one call on its own window."""
     image = photo(400, 400)
     mask = np.zeros((400, 400), bool)
     mask[100:300, 120:320] = True
     recorder = Recorder(onnx_model.run)
     result = inpaint(image, mask, recorder, TRAIN_SIZE)
-    assert recorder.shapes == [(1, 3, 400, 400)]
+    assert recorder.shapes == [(1, 3, 64, 64), (1, 3, 400, 400)]
     np.testing.assert_array_equal(result[~mask], image[~mask])
+    thin = np.zeros((400, 400), bool)
+    thin[50:350, 196:204] = True  # reach 4
+    recorder = Recorder(onnx_model.run)
+    inpaint(image, thin, recorder, TRAIN_SIZE)
+    assert len(recorder.shapes) == 1 and recorder.shapes[0][2] >= 300  # its window, not shrunk
 
 
 def test_torchscript_model_matches_onnx(tmp_path: Path, models: dict, capsys) -> None:

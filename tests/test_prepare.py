@@ -303,3 +303,26 @@ def test_val_crops_must_be_positive(tmp_path, compose_cfg):
     write_mixed_folder(raw)
     with pytest.raises(UserError, match="val_crops"):
         run_prepare(compose_cfg, raw, tmp_path / "out", "data.val_crops=0")
+
+
+def test_val_photos_get_full_size_squares_with_their_own_masks(tmp_path, compose_cfg):
+    raw, out = tmp_path / "raw", tmp_path / "prepared"
+    names = write_mixed_folder(raw)
+    manifest = run_prepare(compose_cfg, raw, out, *MIXED)
+    val = set(sources(out / "val"))
+    for full in (48, 96):
+        squares = sources(out / f"val_{full}")
+        big_enough = {source_stem(n) for n, (w, h) in names.items() if min(w, h) >= full}
+        assert set(squares) == val & big_enough
+        assert squares or full == 96  # the 48 px set has photos (the test means something)
+        assert manifest["val_full_size_counts"][str(full)] == len(squares)
+        for path in squares.values():
+            assert Image.open(path).size == (full, full)
+        with (
+            np.load(out / f"masks_val_{full}.npz") as masks,
+            np.load(out / f"masks_test_{full}.npz") as test,
+        ):
+            assert set(masks.files) == {"box", "irregular", "outpaint"}  # data.val_families
+            assert masks["box"].shape == (len(squares), full, full)
+            rows = min(len(squares), len(test["box"]))
+            assert rows == 0 or not np.array_equal(masks["box"][:rows], test["box"][:rows])

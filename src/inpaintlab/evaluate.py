@@ -28,15 +28,11 @@ from inpaintlab import tracking
 from inpaintlab.baselines import classical_inpaint_many
 from inpaintlab.checkpoints import load_generator
 from inpaintlab.data.datamodule import read_rgb, split_files, to_tensor
+from inpaintlab.data.full_size_sets import as_tensor, has_full_size_set
 from inpaintlab.data.masks import area_bin, mask_area
 from inpaintlab.errors import UserError, stage
 from inpaintlab.files import atomic_write_bytes, atomic_write_json
-from inpaintlab.full_size import (
-    as_tensor,
-    evaluate_full_size,
-    has_full_size_set,
-    sample_columns,
-)
+from inpaintlab.full_size import evaluate_full_size, sample_columns
 from inpaintlab.inference import load_model
 from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
 from inpaintlab.processes import available_cpus

@@ -23,37 +23,12 @@ import numpy as np
 import torch
 
 from inpaintlab.baselines import classical_inpaint_many
-from inpaintlab.data.datamodule import read_rgb, to_tensor
+from inpaintlab.data.full_size_sets import as_tensor, load_full_size_set
 from inpaintlab.inference import Model, inpaint
 from inpaintlab.metrics import METRIC_NAMES, image_metrics, summarize
 from inpaintlab.processes import available_cpus
 
 log = logging.getLogger(__name__)
-
-
-def has_full_size_set(prepared_dir: Path, size: int) -> bool:
-    return (prepared_dir / f"masks_test_{size}.npz").exists() and any(
-        (prepared_dir / f"test_{size}").glob("*.png")
-    )
-
-
-def load_full_size_set(
-    prepared_dir: Path, size: int, families: Sequence[str], max_images: int
-) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
-    """(images [N,F,F,3] uint8, {family: masks [N,F,F] bool}) or None when prepare wrote none."""
-    files = sorted((prepared_dir / f"test_{size}").glob("*.png"))[:max_images]
-    masks_file = prepared_dir / f"masks_test_{size}.npz"
-    if not files or not masks_file.exists():
-        return None
-    images = np.stack([read_rgb(f) for f in files])
-    with np.load(masks_file) as data:
-        masks = {f: data[f][: len(files)].astype(bool) for f in families if f in data.files}
-    return images, masks
-
-
-def as_tensor(images: np.ndarray | list[np.ndarray]) -> torch.Tensor:
-    """HxWx3 uint8 images -> [N,3,H,W] float in [0, 1]."""
-    return torch.stack([to_tensor(np.asarray(i)) for i in images])
 
 
 def _timed(fn, images: np.ndarray, masks: np.ndarray) -> tuple[list[np.ndarray], float]:

@@ -12,9 +12,12 @@
       test_<F>/*.png     for F in full_sizes: centre square at F x F of each test photo whose
                          short side is >= F (never enlarged; the others are listed in the
                          manifest); same file names as in test/
+      val_<F>/*.png      idem for the val photos: where training chooses the share of the
+                         network's correction the model keeps (calibration.py)
       masks_val.npz      "mask": (N_val,S,S) uint8, "family": family name of each val mask
       masks_test.npz     one (N_test,S,S) uint8 array per evaluation family
       masks_test_<F>.npz one (N_F,F,F) uint8 array per evaluation family (same generators, seed)
+      masks_val_<F>.npz  one (N_F,F,F) uint8 array per val family (seed eval_mask_seed + 1)
       manifest.json      counts, sizes, converted modes, skipped files and why
 
 Every file made from one photo is named after the photo alone (prepared_stem: its path under
@@ -238,6 +241,7 @@ class Tally:
         self.skipped: list[dict[str, str]] = []
         self.full_counts = {str(f): 0 for f in full_sizes}
         self.full_skipped: dict[str, list[dict[str, str]]] = {str(f): [] for f in full_sizes}
+        self.val_full_counts = {str(f): 0 for f in full_sizes}
         self.train_formats: Counter[str] = Counter()
         self.modes: Counter[str] = Counter()
         self.largest_test_side = 0
@@ -253,6 +257,8 @@ class Tally:
             return
         self.counts[done.split] += 1
         self.val_images += sum(output.split(".")[0] == "val" for output in done.files)
+        for full in self.val_full_counts:
+            self.val_full_counts[full] += f"val_{full}" in done.files
         if done.split == "train":
             self.train_formats[done.files["train"][1:]] += 1
         if done.split == "test":
@@ -304,7 +310,7 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
     workers = worker_count(cfg.get("workers"), len(files))
 
     tmp = fresh_temp_dir(out_dir)
-    for folder in [*SPLITS, *(f"test_{f}" for f in full_sizes)]:
+    for folder in [*SPLITS, *(f"{split}_{f}" for split in ("test", "val") for f in full_sizes)]:
         (tmp / folder).mkdir()
     tally = Tally(full_sizes)
     pool = make_pool(workers)
@@ -336,6 +342,9 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
         masks.test_masks(tmp, families, counts["test"], size, seed)
         for full, n in tally.full_counts.items():
             masks.test_masks(tmp, families, n, int(full), seed, f"masks_test_{full}.npz")
+        for full, n in tally.val_full_counts.items():  # other masks than the test sets'
+            val_families = list(cfg.val_families)
+            masks.test_masks(tmp, val_families, n, int(full), seed + 1, f"masks_val_{full}.npz")
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -366,6 +375,7 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
         "full_sizes": full_sizes,
         "full_size_counts": tally.full_counts,
         "full_size_skipped": {f: by_file(entries) for f, entries in tally.full_skipped.items()},
+        "val_full_size_counts": tally.val_full_counts,
         "source_files": len(files),
         "source_modes": dict(sorted(tally.modes.items())),
         "eval_families": list(cfg.eval_families),
@@ -399,7 +409,11 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
 def main(cfg: DictConfig) -> None:
     run = prepare_run(cfg.data)
     manifest = run.manifest
-    full = ", ".join(f"test_{f}: {n}" for f, n in manifest["full_size_counts"].items())
+    full = ", ".join(
+        f"{split}_{f}: {n}"
+        for split, key in (("test", "full_size_counts"), ("val", "val_full_size_counts"))
+        for f, n in manifest[key].items()
+    )
     print(
         f"prepared {manifest['counts']} at {manifest['image_size']}px"
         + (f" (full-size {full})" if full else "")

@@ -305,14 +305,24 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def stage_outputs(
-    run: runs.Run, recorder: RunRecorder, summary: dict, mlflow_run_id: str, config: dict
+    run: runs.Run,
+    recorder: RunRecorder,
+    summary: dict,
+    mlflow_run_id: str,
+    config: dict,
+    correction_scale: float | None = None,
 ) -> None:
     """The three outputs, written completely into the run folder before any is published. The
-    checkpoint is the best epoch's weights plus `inpaintlab`: the MLflow run (evaluate and export
+    checkpoint is the best epoch's weights (with `correction_scale`, when given, as the share of
+    the correction its generators keep) plus `inpaintlab`: the MLflow run (evaluate and export
     log into it), the config, the run, and the digests of its train.json and history CSV."""
     metrics_text = json.dumps(summary, indent=2) + "\n"
     history_text = history_csv(recorder.rows)
     checkpoint = load_checkpoint(recorder.best_path)
+    if correction_scale is not None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.endswith("correction_scale")]:  # generator, ema.module
+            state[key] = torch.tensor(float(correction_scale))
     checkpoint["inpaintlab"] = {
         "mlflow_run_id": mlflow_run_id,
         "config": config,

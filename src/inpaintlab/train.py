@@ -34,7 +34,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from inpaintlab import cpu_share, distributed, runs, settings, slurm, tracking
-from inpaintlab.checkpoints import AtomicCheckpointIO
+from inpaintlab.checkpoints import AtomicCheckpointIO, load_generator
 from inpaintlab.errors import Interrupted, UserError, one_line, stage
 from inpaintlab.inpaint_module import InpaintModule
 from inpaintlab.recorder import (
@@ -371,7 +371,15 @@ def fit_and_publish(
             "(train.resume=false starts over instead of resuming it)"
         )
     summary = summarise(recorder.rows)
-    stage_outputs(run, recorder, summary, mlflow_run_id, config)
+    scale = None
+    if config["model"].get("calibrate_correction"):
+        scale, report = calibrate(recorder.best_path, config)
+        summary |= {"correction_scale": scale, "val_psnr_by_size": report}
+        client.log_metric(mlflow_run_id, "calibrated_correction_scale", scale)
+        for size, values in report.items():
+            client.log_metric(mlflow_run_id, f"val_{size}px_psnr", values["model"])
+            client.log_metric(mlflow_run_id, f"val_{size}px_fill_psnr", values["fill"])
+    stage_outputs(run, recorder, summary, mlflow_run_id, config, scale)
     run.update(status="trained", summary=summary, seconds=round(seconds, 1))
     client.log_metric(mlflow_run_id, "train_seconds", round(seconds, 1))
     if summary["best_val_psnr"] is not None:  # the sweep objective, comparable across runs
@@ -398,6 +406,23 @@ def fit_and_publish(
         name = signal.Signals(stop.signum).name
         say(f"{name} arrived after training had finished; the outputs are complete")
     return summary | {"checkpoint": str(out.checkpoint), "mlflow_run_id": mlflow_run_id}
+
+
+def calibrate(best: Path, config: dict) -> tuple[float, dict]:
+    """The share of the correction the published model keeps, chosen on the val photos at the
+    training size and at full size (calibration.py), and the val PSNR per size."""
+    from inpaintlab.calibration import choose_scale
+
+    generator, _ = load_generator(str(best))
+    data = config["data"]
+    say("choosing the share of the correction on the val photos at full size ...")
+    return choose_scale(
+        generator,
+        Path(config["datamodule"]["prepared_dir"]),
+        int(data["image_size"]),
+        [int(f) for f in data.get("full_sizes") or []],
+        list(data["val_families"]),
+    )
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="config")

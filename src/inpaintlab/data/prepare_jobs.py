@@ -192,7 +192,9 @@ class Done:
     split: str
     mode: str | None  # the source's Pillow mode, None when it could not be read
     short_side: int
-    files: dict[str, str]  # output (_out_path: train/val/val.<k>/test/test_<F>) -> its suffix
+    files: dict[
+        str, str
+    ]  # output (_out_path: train, val, val.<k>, val_<F>, test, test_<F>) -> suffix
     skipped: str | None  # why the photo was left out
     reused: bool  # taken from the cache, not decoded
 
@@ -309,10 +311,10 @@ def _process(job: Job, shaping: Shaping, entry: Path | None) -> dict:
         crops = val_crops(stored, job.relative, shaping.val_crops, shaping.image_size)
         for k, crop in enumerate(crops, start=1):
             outputs[f"val.{k:02d}"] = encode(crop)
-    if job.split == "test":
+    if job.split in ("test", "val"):
         for full in shaping.full_sizes:
             if short >= full:  # never enlarged; the manifest lists the smaller ones
-                outputs[f"test_{full}"] = encode(center_square(image, full))
+                outputs[f"{job.split}_{full}"] = encode(center_square(image, full))
     for folder, (data, suffix) in outputs.items():
         if entry is not None:
             write_file(Path(f"{entry}.{folder}{suffix}"), data)

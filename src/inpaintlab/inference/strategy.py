@@ -1,23 +1,29 @@
 """How an image of any size is inpainted or outpainted with a model trained at size S.
 
-Resolution first: the model's own fill (a multigrid membrane solve, models/fills.py) is exact at
-any size, so the model runs at the image's own resolution wherever it can. Measured on real
-photos at 512 px (docs/results.md), running whole at full resolution beats running at a lower
-working scale chosen from the hole's reach, which beats what that lower scale costs in sharpness
-only when a window does not fit one call.
+The training scale first: the network learned to correct its fill on crops of S x S whose holes
+reach at most about S/4 from a known pixel (a box of half the crop), so each hole is solved at
+the scale where its reach is that: large holes at a lower working scale, thin ones at the
+photo's own resolution; then the edge of a downscaled hole is generated again at full
+resolution. Measured on real photos at 256 and 512 px (docs/results.md, 2026-12-01), this beats
+running whole windows at full resolution by 0.2-0.5 dB per family once the network is trained
+on per-image log errors (loss.hole_log_l2); with a network that barely corrects its fill
+(pooled L2), full resolution had been ahead.
 
 1. **Windows.** Each connected part of the mask gets a context window: its bounding box grown
    by max(its short side, S/4) on every side and to at least S x S, clipped to the image.
-   Overlapping windows merge. A small hole in a large photo is therefore processed at full
-   resolution in a crop around it; the rest of the photo is not touched or resampled.
-2. **One call at full resolution** for a window whose sides fit `max_side` (default
-   DEFAULT_MAX_SIDE = 1024 px): the whole hole is solved at once, with all of its context.
-3. **Larger windows** with thin holes (scratches, narrow bands: reach at most a quarter of the
-   tile side) stay at full resolution in overlapping tiles. Others are downscaled (INTER_AREA; a low-res pixel is generated if any of its
-   pixels is) until they fit, generated, upscaled (bicubic) and pasted into the hole; then a band
-   S/4 wide along the hole's edge is generated again at full resolution in tiles, with the sharp
-   original outside and the coarse fill inside as context, so the boundary between original and
-   generated pixels shows no resolution seam. Tiles and padding: inference/tiling.py.
+   Overlapping windows merge. A small hole in a large photo is therefore processed in a crop
+   around it; the rest of the photo is not touched or resampled.
+2. **Working scale** (`working_scale`): the largest at most 1 at which the hole's reach (the
+   largest distance from a generated pixel to a known one) is at most TRAINING_REACH x S.
+3. **Reach within it:** the window runs at full resolution, in one call when its sides fit
+   `max_side` (default DEFAULT_MAX_SIDE = 1024 px), else in overlapping tiles (a tiled hole's
+   reach is then far below the tile side).
+4. **A larger reach:** the window is downscaled (INTER_AREA; a low-res pixel is generated if any
+   of its pixels is), generated, upscaled (bicubic) and pasted into the hole; then a band S/4
+   wide along the hole's edge is generated again at full resolution (one call when the window
+   fits `max_side`), with the sharp original outside and the coarse fill inside as context, so
+   the boundary between original and generated pixels shows no resolution seam. Tiles and
+   padding: inference/tiling.py.
 
 Outpainting grows the canvas in steps of at most 50% of the current side per axis (the depth of
 the widest training border bands), each step being an inpainting of the new border. The
@@ -33,7 +39,7 @@ from inpaintlab.inference.tiling import fill_tiles
 
 DEFAULT_MAX_SIDE = 1024  # px: the largest side run in one model call (~0.2 s on 2 CPU cores)
 OUTPAINT_STEP = 0.5  # at most this fraction of the current side is added per axis and step
-TILE_REACH = 0.25  # a tiled hole's largest reach, as a fraction of the tile side
+TRAINING_REACH = 0.25  # the hole reach, as a fraction of S, that the working scale keeps
 REFINE_FRACTION = 0.25  # width of the full-resolution edge band after a downscaled pass, of S
 
 Box = tuple[int, int, int, int]
@@ -100,21 +106,16 @@ def _grow(start: int, end: int, minimum: int, limit: int) -> tuple[int, int]:
     return max(0, start), min(limit, end)
 
 
-def working_scale(todo: np.ndarray, image_size: int, max_side: int) -> float:
-    """Scale at which to run a window: 1 (full resolution) if it fits one call. A larger window
-    stays at full resolution (in tiles) while the hole is thin next to a tile: its reach (the
-    largest distance from a generated pixel to a known one) at most a quarter of the tile side;
-    else it is downscaled as far as that needs, never below fitting one call. (Downscaling a
-    window that fits, from the hole's reach against the training size as earlier versions did,
-    lost 0.1-0.3 dB on real photos at 512 px: docs/results.md.)"""
+def working_scale(todo: np.ndarray, image_size: int) -> float:
+    """Scale at which to run a window: the largest at most 1 at which the hole's reach (the
+    largest distance from a generated pixel to a known one) is at most TRAINING_REACH x S, the
+    depth of the holes the network was trained on."""
     import cv2
 
-    h, w = todo.shape
-    fit = min(1.0, max_side / max(h, w))
-    if fit >= 1.0 or todo.all():
-        return fit
+    if todo.all():
+        return min(1.0, TRAINING_REACH * image_size / (max(todo.shape) / 2))
     reach = float(cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 5).max())
-    return max(fit, min(1.0, TILE_REACH * max_side / max(reach, 1.0)))
+    return min(1.0, TRAINING_REACH * image_size / max(reach, 1.0))
 
 
 def inpaint(
@@ -136,7 +137,7 @@ def inpaint(
         win, win_todo = out[y0:y1, x0:x1], todo[y0:y1, x0:x1]
         if not win_todo.any():
             continue
-        scale = working_scale(win_todo, image_size, max_side)
+        scale = working_scale(win_todo, image_size)
         if scale >= 1.0:
             fill_tiles(run, win, win_todo, max_side)
             continue
@@ -152,7 +153,7 @@ def inpaint(
         distance = cv2.distanceTransform(win_todo.astype(np.uint8), cv2.DIST_L2, 5)
         band = win_todo & (distance <= REFINE_FRACTION * image_size)
         win_todo[...] = False
-        fill_tiles(run, win, band, min(max_side, _tile_side(image_size)))
+        fill_tiles(run, win, band, max_side)
     return out
 
 
