@@ -299,9 +299,10 @@ def test_a_second_prepare_stops_with_one_line_and_concurrent_ones_stay_consisten
         s: {p.name for p in (project / "data/prepared" / s).glob("*.png")}
         for s in manifest["counts"]
     }
-    assert {s: len(n) for s, n in names.items()} == manifest["counts"]
-    stems = [n for files in names.values() for n in files]
-    assert len(stems) == len(set(stems)) == 40  # no image in two splits
+    counts = dict(manifest["counts"], val=manifest["val_images"])  # val: with its crops
+    assert {s: len(n) for s, n in names.items()} == counts
+    stems = {n.split(".")[0] for files in names.values() for n in files}  # <stem>.<k>.png: a crop
+    assert len(stems) == sum(manifest["counts"].values()) == 40  # no photo in two splits
     leftovers = [
         p.name for p in (project / "data").iterdir() if ".tmp" in p.name or ".old" in p.name
     ]
