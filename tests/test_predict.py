@@ -209,8 +209,9 @@ def test_wide_extension_takes_several_steps(onnx_model: Model) -> None:
     widths = [shape[3] for shape in recorder.shapes]
     # 40 -> 60 (padded to 64) -> 90 (a 90-wide window, padded) -> 100 (the 10 new columns only
     # need a 64-wide window of context); the 20 and 30 px deep bands reach beyond S/4 = 16, so
-    # each first runs at the scale where they reach 16 px (48 px wide), then at full resolution
-    assert widths == [48, 64, 48, 96, 64]
+    # each first runs at the scale where they reach 16 px (48 px wide), then their 16 px edge
+    # at full resolution with S/2 of context (56 and 64 px wide)
+    assert widths == [48, 56, 48, 64, 64]
     # the CLI agrees: 150% of the width in one call
     recorder.shapes.clear()
     assert outpaint(
@@ -286,13 +287,14 @@ def test_large_hole_is_downscaled_and_fully_generated(onnx_model: Model) -> None
 def test_holes_run_where_their_reach_is_the_training_holes(onnx_model: Model) -> None:
     """The default: a large hole in a 400 x 400 photo runs at the scale where its reach is S/4
     (one call on the whole window), then its edge band at the photo's own resolution (one more
-    call); a thin one runs at full resolution in one call on its own window."""
+    call, on the band's box grown by S/2); a thin one runs at full resolution in one call on its
+    own window."""
     image = photo(400, 400)
     mask = np.zeros((400, 400), bool)
     mask[100:300, 120:320] = True
     recorder = Recorder(onnx_model.run)
     result = inpaint(image, mask, recorder, TRAIN_SIZE)
-    assert recorder.shapes == [(1, 3, 64, 64), (1, 3, 400, 400)]
+    assert recorder.shapes == [(1, 3, 64, 64), (1, 3, 264, 264)]  # 200 + 2 x 32
     np.testing.assert_array_equal(result[~mask], image[~mask])
     thin = np.zeros((400, 400), bool)
     thin[50:350, 196:204] = True  # reach 4
