@@ -24,6 +24,7 @@ from inpaintlab.data.datamodule import read_rgb, split_files
 from inpaintlab.data.full_size_sets import as_tensor, load_full_size_set
 from inpaintlab.inference import inpaint
 from inpaintlab.metrics import psnr_masked
+from inpaintlab.models.generator import corrected
 from inpaintlab.models.layers import composite
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _scores_training_size(generator: torch.nn.Module, prepared_dir: Path) -> lis
     with torch.no_grad():
         fill, correction = generator.fill_and_correction(image, masks)
     return [
-        psnr_masked(composite((fill + s * correction).clamp(0, 1), image, masks), image, masks)
+        psnr_masked(composite(corrected(fill, correction, s), image, masks), image, masks)
         .mean()
         .item()
         for s in SCALES

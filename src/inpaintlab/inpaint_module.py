@@ -30,6 +30,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inpaintlab import metrics
 from inpaintlab.errors import UserError
+from inpaintlab.models.generator import corrected
 from inpaintlab.models.layers import composite
 
 
@@ -274,6 +275,11 @@ class InpaintModule(L.LightningModule):
             self.clip_gradients(optimizer, self.clip_val, self.clip_algorithm)
         optimizer.step()
 
+    @property
+    def validation_scales(self) -> tuple[float, ...]:
+        """The shares of the correction each validation scores (the whole one, uncalibrated)."""
+        return CORRECTION_SCALES if self.calibrate else (1.0,)
+
     def on_validation_epoch_start(self) -> None:
         self.scale_scores = torch.zeros(2, len(CORRECTION_SCALES), dtype=torch.float64)
         self.scale_images = 0
@@ -285,7 +291,7 @@ class InpaintModule(L.LightningModule):
         image, mask = batch["image"], batch["mask"]
         generator = self.inference_generator
         fill, correction = generator.fill_and_correction(image, mask)
-        raw = (fill + correction).clamp(0.0, 1.0)
+        raw = corrected(fill, correction, 1.0)
         self.log(
             "val_loss",
             reconstruction_loss(raw, image, mask, self.loss_weights),
@@ -293,9 +299,8 @@ class InpaintModule(L.LightningModule):
             logger=False,
             sync_dist=True,
         )
-        scales = CORRECTION_SCALES if self.calibrate else (1.0,)
-        for i, scale in enumerate(scales):
-            output = composite((fill + scale * correction).clamp(0.0, 1.0), image, mask)
+        for i, scale in enumerate(self.validation_scales):
+            output = composite(corrected(fill, correction, scale), image, mask)
             self.scale_scores[0, i] += metrics.psnr_masked(output, image, mask).sum().item()
             self.scale_scores[1, i] += metrics.accuracy_masked(output, image, mask).sum().item()
         self.scale_images += len(image)
@@ -318,7 +323,7 @@ class InpaintModule(L.LightningModule):
         if float(images) == 0:
             return
         mean = (scores / images).cpu()
-        scales = CORRECTION_SCALES if self.calibrate else (1.0,)
+        scales = self.validation_scales
         best = int(torch.argmax(mean[0, : len(scales)]))  # the first of equals: the smaller share
         scale = scales[best]
         for generator in {id(g): g for g in (self.generator, self.inference_generator)}.values():
@@ -330,7 +335,7 @@ class InpaintModule(L.LightningModule):
             self.log(name, float(value), prog_bar=name == "val_psnr", logger=False)
         if self.samples:
             s = self.samples
-            generated = (s["fill"] + scale * s["correction"]).clamp(0.0, 1.0)
+            generated = corrected(s["fill"], s["correction"], scale)
             self.samples = {
                 "image": s["image"],
                 "mask": s["mask"],

@@ -342,8 +342,8 @@ def _prepare(cfg: DictConfig) -> PrepareRun:
         masks.test_masks(tmp, families, counts["test"], size, seed)
         for full, n in tally.full_counts.items():
             masks.test_masks(tmp, families, n, int(full), seed, f"masks_test_{full}.npz")
+        val_families = list(cfg.val_families)
         for full, n in tally.val_full_counts.items():  # other masks than the test sets'
-            val_families = list(cfg.val_families)
             masks.test_masks(tmp, val_families, n, int(full), seed + 1, f"masks_val_{full}.npz")
     finally:
         if pool is not None:

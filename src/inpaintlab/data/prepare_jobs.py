@@ -192,9 +192,8 @@ class Done:
     split: str
     mode: str | None  # the source's Pillow mode, None when it could not be read
     short_side: int
-    files: dict[
-        str, str
-    ]  # output (_out_path: train, val, val.<k>, val_<F>, test, test_<F>) -> suffix
+    # output (_out_path: train, val, val.<k>, val_<F>, test, test_<F>) -> its suffix
+    files: dict[str, str]
     skipped: str | None  # why the photo was left out
     reused: bool  # taken from the cache, not decoded
 

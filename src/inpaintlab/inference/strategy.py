@@ -23,8 +23,7 @@ on per-image log errors (loss.hole_log_l2); with a network that barely corrects 
    wide along the hole's edge is generated again at full resolution (one call on the band's
    bounding box grown by S/2, when that fits `max_side`), with the sharp original outside and
    the coarse fill inside as context, so the boundary between original and generated pixels
-   shows no resolution seam. Tiles and
-   padding: inference/tiling.py.
+   shows no resolution seam. Tiles and padding: inference/tiling.py.
 
 Outpainting grows the canvas in steps of at most 50% of the current side per axis (the depth of
 the widest training border bands), each step being an inpainting of the new border. The

@@ -26,6 +26,13 @@ from inpaintlab.models.fills import FILLS, make_fill
 from inpaintlab.models.layers import check_choice, composite, network_input
 
 
+def corrected(
+    fill: torch.Tensor, correction: torch.Tensor, scale: float | torch.Tensor
+) -> torch.Tensor:
+    """The generated RGB from the fill and `scale` (the share) of the network's correction."""
+    return (fill + scale * correction).clamp(0.0, 1.0)
+
+
 class Generator(nn.Module):
     """fill -> network -> composite. Inputs and output in [0, 1]."""
 
@@ -53,8 +60,7 @@ class Generator(nn.Module):
         """The raw generated RGB for every pixel (before compositing): what the losses see.
         scale: the share of the correction (None: the calibrated `correction_scale`)."""
         fill, correction = self.fill_and_correction(image, mask)
-        scale = self.correction_scale if scale is None else scale
-        return (fill + scale * correction).clamp(0.0, 1.0)
+        return corrected(fill, correction, self.correction_scale if scale is None else scale)
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
         # Checkpoints from before the calibration hold no scale: they applied the whole correction.
