@@ -9,7 +9,9 @@ import torch
 from helpers.generators import assert_export_parity, off_identity
 
 from inpaintlab.models.fills import (
+    HARMONIC_SWEEPS,
     SCAN_STEPS,
+    _neighbour_mean,
     biharmonic_fill,
     directional_fill,
     fast_edge_fill,
@@ -250,6 +252,49 @@ def test_biharmonic_fill_is_float32_under_autocast_and_ignores_hidden_pixels():
     assert under_autocast.dtype == torch.float32
     assert torch.allclose(under_autocast, biharmonic_fill(image, mask), atol=1e-2)
     assert torch.allclose(biharmonic_fill(other, mask), biharmonic_fill(image, mask), atol=1e-6)
+
+
+class NeighbourMean(torch.nn.Module):
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return _neighbour_mean(u)
+
+
+def test_the_traced_neighbour_mean_is_one_convolution_equal_to_the_eager_slices():
+    """Traced graphs (ONNX, TorchScript) get the convolution, eager torch the slices."""
+    traced = torch.jit.trace(NeighbourMean(), torch.rand(1, 3, 8, 8))
+    assert "aten::_convolution" in str(traced.graph)
+    assert "aten::slice" not in str(traced.graph)
+    u = torch.rand(2, 3, 11, 17)  # another size than the traced one
+    torch.testing.assert_close(traced(u), _neighbour_mean(u), atol=1e-6, rtol=0)
+    # no flux out of the image: a constant is its own neighbours' mean, borders included
+    constant = torch.full((1, 3, 5, 7), 0.7)
+    torch.testing.assert_close(traced(constant), constant, atol=1e-6, rtol=0)
+
+
+def test_a_harmonic_model_exports_to_a_compact_onnx_graph(tmp_path):
+    """The fill's hundreds of sweeps are one convolution each in ONNX, not 4 shifted slices."""
+    import collections
+
+    import onnx
+
+    generator = UNet(base_channels=8, bottleneck_blocks=1, fill="harmonic").eval()
+    image, mask = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(
+        generator,
+        (image, mask),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["image", "mask"],
+        output_names=["output"],
+        dynamic_axes={"image": {2: "H", 3: "W"}, "mask": {2: "H", 3: "W"}},
+    )
+    ops = collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    sweeps = sum(HARMONIC_SWEEPS)
+    assert ops["Conv"] >= sweeps  # one convolution per sweep ...
+    assert ops["Slice"] < 2 * sweeps  # ... where the slices were 8 per sweep (one is F.pad's)
 
 
 @pytest.mark.parametrize(
