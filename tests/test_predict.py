@@ -303,6 +303,27 @@ def test_holes_run_where_their_reach_is_the_training_holes(onnx_model: Model) ->
     assert len(recorder.shapes) == 1 and recorder.shapes[0][2] >= 300  # its window, not shrunk
 
 
+def test_the_reach_and_band_of_the_strategy_can_be_varied(onnx_model: Model) -> None:
+    """What benchmarks/strategy_variants.py measures: band 0 keeps the coarse pass alone, a
+    reach of half the training size halves the downscaling, a huge one runs at full size."""
+    image = photo(400, 400)
+    mask = np.zeros((400, 400), bool)
+    mask[100:300, 120:320] = True  # reach 100
+    calls = {}
+    for name, options in {
+        "no band": {"band": 0.0},
+        "reach S/2": {"reach": 0.5},
+        "full size": {"reach": 100.0},
+    }.items():
+        recorder = Recorder(onnx_model.run)
+        result = inpaint(image, mask, recorder, TRAIN_SIZE, **options)
+        np.testing.assert_array_equal(result[~mask], image[~mask])
+        calls[name] = recorder.shapes
+    assert calls["no band"] == [(1, 3, 64, 64)]
+    assert calls["reach S/2"] == [(1, 3, 128, 128), (1, 3, 264, 264)]
+    assert calls["full size"] == [(1, 3, 400, 400)]
+
+
 def test_torchscript_model_matches_onnx(tmp_path: Path, models: dict, capsys) -> None:
     image = photo(48, 56)
     save_image(tmp_path / "in.png", image)

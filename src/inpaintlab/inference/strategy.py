@@ -106,24 +106,32 @@ def _grow(start: int, end: int, minimum: int, limit: int) -> tuple[int, int]:
     return max(0, start), min(limit, end)
 
 
-def working_scale(todo: np.ndarray, image_size: int) -> float:
+def working_scale(todo: np.ndarray, image_size: int, reach: float = TRAINING_REACH) -> float:
     """Scale at which to run a window: the largest at most 1 at which the hole's reach (the
-    largest distance from a generated pixel to a known one) is at most TRAINING_REACH x S, the
-    depth of the holes the network was trained on."""
+    largest distance from a generated pixel to a known one) is at most `reach` x S
+    (TRAINING_REACH: the depth of the holes the network was trained on)."""
     import cv2
 
     if todo.all():
-        return min(1.0, TRAINING_REACH * image_size / (max(todo.shape) / 2))
-    reach = float(cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 5).max())
-    return min(1.0, TRAINING_REACH * image_size / max(reach, 1.0))
+        return min(1.0, reach * image_size / (max(todo.shape) / 2))
+    hole_reach = float(cv2.distanceTransform(todo.astype(np.uint8), cv2.DIST_L2, 5).max())
+    return min(1.0, reach * image_size / max(hole_reach, 1.0))
 
 
 def inpaint(
-    image: np.ndarray, mask: np.ndarray, run: Runner, image_size: int, max_side: int | None = None
+    image: np.ndarray,
+    mask: np.ndarray,
+    run: Runner,
+    image_size: int,
+    max_side: int | None = None,
+    reach: float = TRAINING_REACH,
+    band: float = REFINE_FRACTION,
 ) -> np.ndarray:
     """Generate the pixels where mask is non-zero; all other pixels are returned unchanged.
 
     image: HxWx3 uint8; mask: HxW (bool or {0, 1}); see the module docstring for the strategy.
+    reach, band: TRAINING_REACH and REFINE_FRACTION, for measuring others
+    (benchmarks/strategy_variants.py).
     """
     import cv2
 
@@ -137,7 +145,7 @@ def inpaint(
         win, win_todo = out[y0:y1, x0:x1], todo[y0:y1, x0:x1]
         if not win_todo.any():
             continue
-        scale = working_scale(win_todo, image_size)
+        scale = working_scale(win_todo, image_size, reach)
         if scale >= 1.0:
             fill_tiles(run, win, win_todo, max_side)
             continue
@@ -151,17 +159,17 @@ def inpaint(
         # refine: regenerate a band along the hole's edge at full resolution, with the sharp
         # original outside and the coarse fill inside as context, so the edge shows no seam
         distance = cv2.distanceTransform(win_todo.astype(np.uint8), cv2.DIST_L2, 5)
-        band = win_todo & (distance <= REFINE_FRACTION * image_size)
+        edge_band = win_todo & (distance <= band * image_size)
         win_todo[...] = False
         # only the band's bounding box and S/2 of context around it: the coarse fill inside is
         # context enough, and on a 25% box at 256 px this call costs half the window's
-        if not band.any():  # nothing known in the window: the coarse pass is all there is
+        if not edge_band.any():  # nothing known in the window (or band 0): the coarse pass stands
             continue
-        ys, xs = np.nonzero(band)
+        ys, xs = np.nonzero(edge_band)
         grow = image_size // 2
         b0, b1 = max(0, ys.min() - grow), min(h, ys.max() + 1 + grow)
         c0, c1 = max(0, xs.min() - grow), min(w, xs.max() + 1 + grow)
-        fill_tiles(run, win[b0:b1, c0:c1], band[b0:b1, c0:c1], max_side)
+        fill_tiles(run, win[b0:b1, c0:c1], edge_band[b0:b1, c0:c1], max_side)
     return out
 
 
