@@ -244,7 +244,15 @@ def _known_pyramid(
     image: torch.Tensor, mask: torch.Tensor, levels: int
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(known colours with 0 in the hole, hole) at `levels` + 1 resolutions, coarsest first. A
-    coarse pixel counts as known only when all of its pixels are."""
+    coarse pixel counts as known when any of its pixels is, with their mean colour.
+
+    Why any, not all: under brush strokes or scattered holes nearly every coarse pixel holds a
+    hole pixel, so "known only when all of its pixels are" left the coarse levels almost empty
+    and the inside of a dense mask took the mean colour of the whole image (flat grey strokes
+    across dark and light regions). The coarse levels only give the finer ones their starting
+    values; the finest level keeps the exact known pixels. Fill alone through predict at 512 px
+    on 23 real photos: brush strokes +1.8 dB, boxes +0.6, border bands +0.4 (docs/results.md).
+    """
     known = 1.0 - mask
     pyramid = [(image * known, known)]
     for _ in range(levels):
@@ -254,7 +262,7 @@ def _known_pyramid(
         )
     out = []
     for depth, (colour_sum, weight) in enumerate(reversed(pyramid)):
-        hole = mask if depth == levels else (weight < 0.999).to(image.dtype)
+        hole = mask if depth == levels else (weight <= 0).to(image.dtype)
         out.append((colour_sum / weight.clamp_min(1e-6) * (1.0 - hole), hole))
     return out
 
