@@ -14,6 +14,8 @@ import pytest
 from conftest import BIN, ci_project, run_ok
 from mlflow.tracking import MlflowClient
 
+from inpaintlab.export import fill_stencils
+
 run = run_ok
 
 
@@ -135,6 +137,9 @@ def test_int8_export_is_smaller_composites_exactly_and_reports_its_cost(pipeline
     assert abs(info["psnr_masked_int8"] - info["psnr_masked_float"]) < 1.0
     assert (out / "model.int8.onnx").stat().st_size < 0.6 * (out / "model.onnx").stat().st_size
     assert not (out / "model.int8-pre.onnx").exists()
+    # the network's convolutions are quantised, the fill's stencils stay float (and exact)
+    stencils = len(fill_stencils(onnx.load(str(out / "model.onnx"))))
+    assert stencils > 0 and len(fill_stencils(onnx.load(str(out / "model.int8.onnx")))) == stencils
     session = ort.InferenceSession(str(out / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     ops = {node.op_type for node in onnx.load(str(out / "model.int8.onnx")).graph.node}
     assert "DequantizeLinear" in ops

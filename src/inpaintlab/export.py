@@ -30,6 +30,7 @@ from inpaintlab.checkpoints import load_generator
 from inpaintlab.errors import UserError, stage
 from inpaintlab.evaluate import load_test_set
 from inpaintlab.files import atomic_dir, atomic_write_json
+from inpaintlab.models.fills import NEIGHBOUR_MEAN
 
 if TYPE_CHECKING:
     from mlflow.models.signature import ModelSignature
@@ -131,8 +132,32 @@ def export_int8(onnx_path: Path, out_path: Path, images: torch.Tensor, masks: to
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         op_types_to_quantize=["Conv"],
+        nodes_to_exclude=fill_stencils(onnx.load(str(prepared))),
     )
     prepared.unlink()
+
+
+def fill_stencils(model: onnx.ModelProto) -> list[str]:
+    """Names of the Conv nodes that are the fills' neighbour-mean stencil (models/fills.py): the
+    fill is not the network's to quantise; hundreds of sweeps on 8-bit activations would drift."""
+    from onnx import numpy_helper
+
+    constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    stencil = NEIGHBOUR_MEAN.numpy()[0, 0]
+    names = []
+    for node in model.graph.node:
+        weight = constants.get(node.input[1]) if node.op_type == "Conv" else None
+        if (
+            weight is not None
+            and weight.ndim == 4
+            and weight.shape[1:] == (1, 3, 3)
+            and np.array_equal(weight, np.broadcast_to(stencil, weight.shape))
+        ):
+            names.append(node.name)
+    return names
 
 
 @torch.no_grad()
