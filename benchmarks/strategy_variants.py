@@ -3,7 +3,7 @@
     python benchmarks/strategy_variants.py --test-dir DIR [--checkpoint models/model.ckpt]
         [--size 512] --variant default --variant share=0 --variant reach=0.5,band=0.125 ...
 
-Each variant runs the checkpoint's generator (torch, as calibration.py does) through predict's
+Each variant runs the checkpoint's generator (torch, calibration.generator_runner) through predict's
 own `inference.inpaint` on DIR/test_<size>/ with DIR/masks_test_<size>.npz (prepare's layout;
 `benchmarks/real_photos.py --out W` leaves one in W/real_photos, with its eval.json, whose best
 classical method per family is printed for reference). A variant is `default` or a comma list:
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inpaintlab.calibration import generator_runner
 from inpaintlab.checkpoints import load_generator
 from inpaintlab.data.full_size_sets import as_tensor, load_full_size_set
 from inpaintlab.inference import strategy
 from inpaintlab.metrics import psnr_masked
-from inpaintlab.models.layers import composite
 
 FAMILIES = ("box", "irregular", "outpaint")
 KEYS = ("share", "reach", "band", "fill")
@@ -88,11 +88,7 @@ def main() -> None:
         reach = float(options.get("reach", strategy.TRAINING_REACH))
         band = float(options.get("band", strategy.REFINE_FRACTION))
 
-        def run(image: np.ndarray, mask: np.ndarray, share: float | None = share) -> np.ndarray:
-            with torch.no_grad():
-                x, m = torch.from_numpy(image), torch.from_numpy(mask)
-                return composite(generator.generate(x, m, share), x, m).numpy()
-
+        run = generator_runner(generator, share)
         started, row = time.perf_counter(), []
         for family in FAMILIES:
             outputs = [

@@ -9,6 +9,7 @@ import torch
 from helpers.generators import assert_export_parity, off_identity
 
 from inpaintlab.data.masks import family
+from inpaintlab.export import export_onnx
 from inpaintlab.models.fills import (
     HARMONIC_SWEEPS,
     SCAN_STEPS,
@@ -333,16 +334,7 @@ def test_a_harmonic_model_exports_to_a_compact_onnx_graph(tmp_path):
     image, mask = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
     mask[..., 16:48, 16:48] = 1
     path = tmp_path / "model.onnx"
-    torch.onnx.export(
-        generator,
-        (image, mask),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["image", "mask"],
-        output_names=["output"],
-        dynamic_axes={"image": {2: "H", 3: "W"}, "mask": {2: "H", 3: "W"}},
-    )
+    export_onnx(generator, path, (image, mask), opset=17, metadata={})
     ops = collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
     sweeps = sum(HARMONIC_SWEEPS)
     assert ops["Conv"] >= sweeps  # one convolution per sweep ...

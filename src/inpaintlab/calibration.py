@@ -23,6 +23,7 @@ import torch
 from inpaintlab.data.datamodule import read_rgb, split_files
 from inpaintlab.data.full_size_sets import as_tensor, load_full_size_set
 from inpaintlab.inference import inpaint
+from inpaintlab.inference.runtime import Runner
 from inpaintlab.metrics import psnr_masked
 from inpaintlab.models.generator import corrected
 from inpaintlab.models.layers import composite
@@ -31,6 +32,18 @@ log = logging.getLogger(__name__)
 
 SCALES = tuple(i / 10 for i in range(11))  # coarser than validation's: each is a predict call
 FULL_SIZE_IMAGES = 8  # val photos per full size: the cost is images x families x SCALES calls
+
+
+def generator_runner(generator: torch.nn.Module, scale: float | None) -> Runner:
+    """inference's Runner for a torch generator at `scale` (the share of its correction; None:
+    its calibrated one), as the exported model would run it."""
+
+    def run(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x, m = torch.from_numpy(image), torch.from_numpy(mask)
+            return composite(generator.generate(x, m, scale), x, m).numpy()
+
+    return run
 
 
 def _scores_full_size(
@@ -43,12 +56,7 @@ def _scores_full_size(
     for family_masks in masks.values():
         hole = torch.from_numpy(family_masks[:, None].astype(np.float32))
         for i, scale in enumerate(SCALES):
-
-            def run(image: np.ndarray, mask: np.ndarray, scale: float = scale) -> np.ndarray:
-                with torch.no_grad():
-                    out = generator.generate(torch.from_numpy(image), torch.from_numpy(mask), scale)
-                    return composite(out, torch.from_numpy(image), torch.from_numpy(mask)).numpy()
-
+            run = generator_runner(generator, scale)
             outputs = [
                 inpaint(im, m, run, image_size) for im, m in zip(images, family_masks, strict=True)
             ]
