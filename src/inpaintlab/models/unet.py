@@ -43,7 +43,7 @@ def near_known_weight(mask: torch.Tensor, reach: int, step: int = 4) -> torch.Te
 
     Why: trained on crops at the training size, the network never sees a pixel more than about
     S/2 from a known one; deeper inside a large hole at full resolution its correction is a guess
-    (it pushed real photos toward grey by up to 5 dB), while the harmonic fill there is the best
+    (it pushed real photos toward grey by up to 5 dB), while the smooth fill there is the best
     estimate there is. Computed at 1/`step` resolution by repeated 3x3 max-pools of the known
     mask (cheap, exports to ONNX), then upsampled.
     """
@@ -69,7 +69,7 @@ class UNet(Generator):
         bottleneck_blocks: int = 6,
         activation: str = "silu",
         norm: str = "batch",
-        fill: str = "harmonic",
+        fill: str = "fast_biharmonic",
         edge_width: float = 4.0,
         fill_levels: int = 5,
         sees_fill: bool = True,
