@@ -30,7 +30,7 @@ from inpaintlab.checkpoints import load_generator
 from inpaintlab.errors import UserError, stage
 from inpaintlab.evaluate import load_test_set
 from inpaintlab.files import atomic_dir, atomic_write_json
-from inpaintlab.models.fills import NEIGHBOUR_MEAN
+from inpaintlab.models.fills import STENCILS
 
 if TYPE_CHECKING:
     from mlflow.models.signature import ModelSignature
@@ -138,15 +138,16 @@ def export_int8(onnx_path: Path, out_path: Path, images: torch.Tensor, masks: to
 
 
 def fill_stencils(model: onnx.ModelProto) -> list[str]:
-    """Names of the Conv nodes that are the fills' neighbour-mean stencil (models/fills.py): the
-    fill is not the network's to quantise; hundreds of sweeps on 8-bit activations would drift."""
+    """Names of the Conv nodes that are the fills' stencils (models/fills.py STENCILS: the
+    neighbour mean, the Laplacian): the fill is not the network's to quantise; hundreds of
+    sweeps on 8-bit activations would drift."""
     from onnx import numpy_helper
 
     constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    stencil = NEIGHBOUR_MEAN.numpy()[0, 0]
+    stencils = [kernel.numpy()[0, 0] for kernel in STENCILS]
     names = []
     for node in model.graph.node:
         weight = constants.get(node.input[1]) if node.op_type == "Conv" else None
@@ -154,7 +155,7 @@ def fill_stencils(model: onnx.ModelProto) -> list[str]:
             weight is not None
             and weight.ndim == 4
             and weight.shape[1:] == (1, 3, 3)
-            and np.array_equal(weight, np.broadcast_to(stencil, weight.shape))
+            and any(np.array_equal(weight, np.broadcast_to(k, weight.shape)) for k in stencils)
         ):
             names.append(node.name)
     return names

@@ -12,8 +12,8 @@ network starts from a plausible fill of the hole and spends its capacity on stru
                   multigrid Jacobi sweeps)
     "biharmonic"  the thin-plate interpolation (multigrid conjugate gradients): continues
                   gradients too; the strongest of these on real photos
-    "fast_biharmonic"  the thin plate at the harmonic fill's cost (multigrid Chebyshev steps
-                  up to half resolution, upsampled to full resolution): the default
+    "fast_biharmonic"  the thin plate (with a little tension) at the harmonic fill's cost:
+                  multigrid Chebyshev steps up to half resolution: the default
 
 All of them are plain pooling, stencil and elementwise tensor code, so they export to ONNX and
 TorchScript with dynamic H and W, and they return the image itself at the known pixels.
@@ -404,22 +404,47 @@ def biharmonic_fill(
         )
 
 
-# Chebyshev steps per level, coarsest first, up to half resolution (the full-resolution level
-# takes the half-resolution solution upsampled). The coarsest three barely matter; 16 instead
-# of 8 at half resolution is +0.1 dB on brush strokes, and 4 membrane sweeps at full resolution
-# +0.05 dB, each for about +12% of predict's time at 256 px (docs/results.md).
-FAST_BIHARMONIC_STEPS = (4, 8, 16, 30, 30, 8)
-# The bounds of the spectrum Chebyshev's steps are tuned to: the hole-restricted squared
-# Laplacian's eigenvalues lie in (0, 64]; the smallest that matter after the coarser levels
-# have solved the smooth part are about 0.1 (measured: 0.02 and 0.5 both lose 0.1-0.5 dB).
-CHEBYSHEV_BOUNDS = (0.1, 64.0)
+# Chebyshev steps per level, coarsest first, up to half resolution; then FINEST_SWEEPS membrane
+# sweeps at full resolution. Measured as a fill alone on real photos (docs/results.md): the
+# coarsest three counts barely matter, 30 instead of 24 on the next two is +0.03 dB, 16
+# instead of 8 at half resolution +0.1 dB on brush strokes at 512 px for +15% of predict's
+# time; the finest sweeps are +0.1-0.4 dB at 64 px.
+FAST_BIHARMONIC_STEPS = (4, 8, 16, 24, 24, 8)
+FINEST_SWEEPS = 4
+# The share of the membrane energy in the spline: the hole minimises
+# TENSION |grad u|^2 + (1 - TENSION) |laplacian u|^2 (per level, in its pixels). A little
+# tension keeps the thin plate from overshooting the gradients of noisy, textured edges:
+# 0.3 is +0.1-0.35 dB over the pure thin plate (0) at 64 px on real photos, level at 512 px.
+TENSION = 0.3
+# The bounds of the spectrum Chebyshev's steps are tuned to. The operator's eigenvalues are
+# l * (l + TENSION / (1 - TENSION)) for the Laplacian's l in [0, 8]; the smallest that matter
+# after the coarser levels solved the smooth part are about 0.1 for the pure thin plate
+# (measured there: 0.02 and 0.5 both lose 0.1-0.5 dB), scaled alike.
+_SHIFT = TENSION / (1.0 - TENSION)
+CHEBYSHEV_BOUNDS = (0.1 / (1.0 - TENSION), 64.0 + 8.0 * _SHIFT)
+# L - shift x identity as one traced convolution (export keeps it float with the others)
+SHIFTED_LAPLACIAN = LAPLACIAN - _SHIFT * torch.tensor(
+    [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+).view(1, 1, 3, 3)
+STENCILS = (*STENCILS, SHIFTED_LAPLACIAN)
+
+
+def _spline_operator(u: torch.Tensor) -> torch.Tensor:
+    """L(L(u) - shift u): the tension spline's equations (the thin plate's at TENSION 0),
+    symmetric because L is; traced, two convolutions."""
+    if torch.jit.is_tracing():
+        inner = _traced_stencil(F.pad(u, [1, 1, 1, 1], mode="replicate"), SHIFTED_LAPLACIAN)
+    else:
+        inner = _laplacian(u) - _SHIFT * u
+    return _laplacian(inner)
 
 
 def chebyshev_steps(
     filled: torch.Tensor, hole: torch.Tensor, count: int, bounds=CHEBYSHEV_BOUNDS
 ) -> torch.Tensor:
-    """`count` Chebyshev semi-iteration steps toward the thin-plate fill of the hole (the same
-    equations as biharmonic_steps, hole * L(L(u)) = 0 with the known pixels fixed).
+    """`count` Chebyshev semi-iteration steps toward the tension-spline fill of the hole:
+    hole * L(L(u) - shift u) = 0 with the known pixels fixed (biharmonic_steps' equations plus
+    a membrane share).
 
     Why Chebyshev rather than conjugate gradients: its step sizes are fixed numbers given the
     spectrum's bounds, so a step is two stencils and a few elementwise ops, with no sums over
@@ -431,11 +456,11 @@ def chebyshev_steps(
     sigma = theta / delta
     rho = 1.0 / sigma
     x = filled
-    residual = -hole * _laplacian(_laplacian(x))
+    residual = -hole * _spline_operator(x)
     step = residual / theta
     for _ in range(count):
         x = x + step
-        residual = residual - hole * _laplacian(_laplacian(step))
+        residual = residual - hole * _spline_operator(step)
         rho_next = 1.0 / (2.0 * sigma - rho)
         step = (rho_next * rho) * step + (2.0 * rho_next / delta) * residual
         rho = rho_next
@@ -447,22 +472,23 @@ def fast_biharmonic_fill(
     mask: torch.Tensor,
     levels: int = 6,
     steps: tuple[int, ...] = FAST_BIHARMONIC_STEPS,
+    finest_sweeps: int = FINEST_SWEEPS,
 ) -> torch.Tensor:
-    """The thin-plate fill at a fraction of biharmonic_fill's cost, for the default model:
+    """A thin-plate fill (with TENSION) at the harmonic fill's cost, for the default model:
     Chebyshev steps (`chebyshev_steps`) on every level up to half resolution; the full
-    resolution takes that solution upsampled (bilinear) into the hole.
+    resolution takes that solution upsampled (bilinear) and a few membrane sweeps.
 
     Why: the thin plate continues gradients into the hole; through predict at 512 px on 23
-    real photos, as a fill alone, it is +0.3 / +0.55 / +0.37 dB over the harmonic fill on boxes
-    / brush strokes / border bands, within 0.25 dB of the CG biharmonic fill, and ahead of
-    every classical method on boxes and border bands (docs/results.md). Thin-plate steps at
-    full resolution, and CG's reductions, made biharmonic_fill cost predict 6.8x Telea's time
-    at 256 px; this one costs what the harmonic fill does (benchmarks/inference.py).
+    real photos, as a fill alone, it is +0.3 / +0.5 / +0.4 dB over the harmonic fill on boxes
+    / brush strokes / border bands, close to the CG biharmonic fill, and ahead of every
+    classical method on boxes and border bands (docs/results.md). Thin-plate steps at full
+    resolution, and CG's reductions, made biharmonic_fill cost predict 6.8x Telea's time at
+    256 px; this one costs about what the harmonic fill does (benchmarks/inference.py).
     """
 
     def solve(filled: torch.Tensor, hole: torch.Tensor, depth: int) -> torch.Tensor:
-        if depth == levels:  # full resolution: the upsampled half-resolution solution
-            return filled
+        if depth == levels:  # full resolution: the upsampled half-resolution solution, smoothed
+            return jacobi_sweeps(filled, hole, finest_sweeps)
         return chebyshev_steps(filled, hole, _per_level(steps, depth))
 
     with torch.autocast(image.device.type, enabled=False):  # keep the steps float32
