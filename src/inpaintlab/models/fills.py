@@ -234,6 +234,12 @@ def _traced_stencil(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(padded, weight, groups=channels)
 
 
+def _neighbour_sum(u: torch.Tensor) -> torch.Tensor:
+    """Sum of each pixel's 4 neighbours, edge pixels repeating themselves (eager torch)."""
+    p = F.pad(u, [1, 1, 1, 1], mode="replicate")
+    return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+
+
 def _neighbour_mean(u: torch.Tensor) -> torch.Tensor:
     """Mean of each pixel's 4 neighbours (edge pixels repeat themselves: no flux out).
 
@@ -243,10 +249,9 @@ def _neighbour_mean(u: torch.Tensor) -> torch.Tensor:
     tensor is several nodes (the default model's ONNX graph: 11,783 -> 4,487 nodes, predict at
     256 px -15%, docs/results.md). The two agree to float rounding (export parity).
     """
-    p = F.pad(u, [1, 1, 1, 1], mode="replicate")
     if torch.jit.is_tracing():
-        return _traced_stencil(p, NEIGHBOUR_MEAN)
-    return 0.25 * (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:])
+        return _traced_stencil(F.pad(u, [1, 1, 1, 1], mode="replicate"), NEIGHBOUR_MEAN)
+    return 0.25 * _neighbour_sum(u)
 
 
 def _known_pyramid(
@@ -344,11 +349,10 @@ CG_CONVERGED = 1e-12  # squared residual (per image and channel) below which CG 
 
 def _laplacian(u: torch.Tensor) -> torch.Tensor:
     """The 5-point Laplacian with no flux out of the image (as _neighbour_mean: edge pixels
-    repeat themselves), so the operator is symmetric. Scaling by 4 is exact in floating point.
-    Traced: one convolution with the Laplacian's kernel (as in _neighbour_mean)."""
+    repeat themselves), so the operator is symmetric. Traced: one convolution with the Laplacian's kernel (as in _neighbour_mean)."""
     if torch.jit.is_tracing():
         return _traced_stencil(F.pad(u, [1, 1, 1, 1], mode="replicate"), LAPLACIAN)
-    return 4.0 * (_neighbour_mean(u) - u)
+    return _neighbour_sum(u) - 4.0 * u
 
 
 def biharmonic_steps(filled: torch.Tensor, hole: torch.Tensor, count: int) -> torch.Tensor:
@@ -406,10 +410,10 @@ def biharmonic_fill(
 
 # Chebyshev steps per level, coarsest first, up to half resolution; then FINEST_SWEEPS membrane
 # sweeps at full resolution. Measured as a fill alone on real photos (docs/results.md): the
-# coarsest three counts barely matter, 30 instead of 24 on the next two is +0.03 dB, 16
-# instead of 8 at half resolution +0.1 dB on brush strokes at 512 px for +15% of predict's
-# time; the finest sweeps are +0.1-0.4 dB at 64 px.
-FAST_BIHARMONIC_STEPS = (4, 8, 16, 24, 24, 8)
+# coarsest three counts barely matter (4, 8, 16 instead of 2, 4, 8: +-0.01 dB), 30 instead of
+# 24 on the next two is +0.03 dB, 16 instead of 8 at half resolution +0.1 dB on brush strokes
+# at 512 px for +15% of predict's time; the finest sweeps are +0.1-0.4 dB at 64 px.
+FAST_BIHARMONIC_STEPS = (2, 4, 8, 24, 24, 8)
 FINEST_SWEEPS = 4
 # The share of the membrane energy in the spline: the hole minimises
 # TENSION |grad u|^2 + (1 - TENSION) |laplacian u|^2 (per level, in its pixels). A little
@@ -435,7 +439,7 @@ def _spline_operator(u: torch.Tensor) -> torch.Tensor:
     if torch.jit.is_tracing():
         inner = _traced_stencil(F.pad(u, [1, 1, 1, 1], mode="replicate"), SHIFTED_LAPLACIAN)
     else:
-        inner = _laplacian(u) - _SHIFT * u
+        inner = _neighbour_sum(u) - (4.0 + _SHIFT) * u
     return _laplacian(inner)
 
 
@@ -458,11 +462,11 @@ def chebyshev_steps(
     x = filled
     residual = -hole * _spline_operator(x)
     step = residual / theta
-    for _ in range(count):
+    for _ in range(count):  # fused ops: at the training size each kernel launch counts
         x = x + step
-        residual = residual - hole * _spline_operator(step)
+        residual = torch.addcmul(residual, hole, _spline_operator(step), value=-1.0)
         rho_next = 1.0 / (2.0 * sigma - rho)
-        step = (rho_next * rho) * step + (2.0 * rho_next / delta) * residual
+        step = torch.add(step * (rho_next * rho), residual, alpha=2.0 * rho_next / delta)
         rho = rho_next
     return x
 
