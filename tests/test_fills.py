@@ -289,14 +289,19 @@ def quadratic_with_box(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     return surface.expand(1, 3, size, size).contiguous(), mask
 
 
-def test_biharmonic_fill_continues_gradients_where_the_membrane_bends_them():
+@pytest.mark.parametrize(
+    "fill, ratio",
+    # measured errors: CG 0.0002, Chebyshev with tension 0.0020, the membrane 0.0062
+    [(biharmonic_fill, 0.05), (fast_biharmonic_fill, 0.5)],
+)
+def test_thin_plate_fills_continue_gradients_where_the_membrane_bends_them(fill, ratio):
     image, mask = quadratic_with_box()
-    filled = biharmonic_fill(image, mask)
+    filled = fill(image, mask)
     assert torch.equal(filled * (1 - mask), image * (1 - mask))
     hole = mask.expand_as(image) > 0
     error = (filled - image).abs()[hole].mean()
     membrane_error = (harmonic_fill(image, mask) - image).abs()[hole].mean()
-    assert error < 0.05 * membrane_error, (error, membrane_error)
+    assert error < ratio * membrane_error, (error, membrane_error)
 
 
 def exact_thin_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -323,16 +328,6 @@ def exact_thin_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         rhs = -operator[unknown][:, known] @ channel[known]
         channel[unknown] = spsolve(operator[unknown][:, unknown].tocsc(), rhs)
     return out.reshape(image.shape)
-
-
-def test_fast_biharmonic_fill_continues_gradients_where_the_membrane_bends_them():
-    image, mask = quadratic_with_box()
-    filled = fast_biharmonic_fill(image, mask)
-    assert torch.equal(filled * (1 - mask), image * (1 - mask))
-    hole = mask.expand_as(image) > 0
-    error = (filled - image).abs()[hole].mean()
-    membrane_error = (harmonic_fill(image, mask) - image).abs()[hole].mean()
-    assert error < 0.5 * membrane_error, (error, membrane_error)  # measured 0.0020, 0.0062
 
 
 def test_fast_biharmonic_fill_is_nearer_the_thin_plate_than_the_membrane_under_dense_strokes():
