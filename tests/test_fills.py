@@ -227,34 +227,55 @@ def test_harmonic_fill_does_not_depend_on_hidden_pixels():
     assert torch.allclose(harmonic_fill(image, mask), harmonic_fill(other, mask), atol=1e-6)
 
 
-def exact_membrane(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Laplace's equation on the hole pixels, the known pixels as boundary and no flux out of the
-    image (the harmonic fill's problem), solved exactly as a sparse linear system."""
-    import scipy.sparse
-    import scipy.sparse.linalg
+def no_flux_laplacian(height: int, width: int):
+    """The 5-point Laplacian of an image as a sparse matrix, edge pixels repeating themselves
+    (no flux out of the image), as the fills' stencils compute it."""
+    from scipy.sparse import csr_matrix
 
-    height, width = hole.shape
-    ys, xs = np.nonzero(hole)
-    index = -np.ones((height, width), int)
-    index[ys, xs] = np.arange(len(ys))
+    index = np.arange(height * width).reshape(height, width)
     rows, cols, values = [], [], []
-    rhs = np.zeros((len(ys), image.shape[0]))
-    for k, (y, x) in enumerate(zip(ys, xs, strict=True)):
-        neighbours = 0
-        for yy, xx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
-            if not (0 <= yy < height and 0 <= xx < width):
-                continue
-            neighbours += 1
-            if hole[yy, xx]:
-                rows, cols, values = rows + [k], cols + [index[yy, xx]], values + [-1.0]
-            else:
-                rhs[k] += image[:, yy, xx]
-        rows, cols, values = rows + [k], cols + [k], values + [float(neighbours)]
-    matrix = scipy.sparse.csr_matrix((values, (rows, cols)), shape=(len(ys), len(ys)))
-    out = image.copy()
-    for channel in range(image.shape[0]):
-        out[channel, ys, xs] = scipy.sparse.linalg.spsolve(matrix, rhs[:, channel])
-    return out
+    for y in range(height):
+        for x in range(width):
+            for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                ny, nx = min(max(y + dy, 0), height - 1), min(max(x + dx, 0), width - 1)
+                rows += [index[y, x], index[y, x]]
+                cols += [index[ny, nx], index[y, x]]
+                values += [1.0, -1.0]
+    return csr_matrix((values, (rows, cols)), shape=(height * width,) * 2)
+
+
+def exact_fill(image: np.ndarray, hole: np.ndarray, operator) -> np.ndarray:
+    """The hole pixels solving hole * operator(u) = 0, the known pixels fixed (a sparse solve)."""
+    from scipy.sparse.linalg import spsolve
+
+    operator = operator.tocsr()
+    unknown, known = hole.ravel(), ~hole.ravel()
+    out = image.reshape(image.shape[0], -1).copy()
+    for channel in out:
+        rhs = -operator[unknown][:, known] @ channel[known]
+        channel[unknown] = spsolve(operator[unknown][:, unknown].tocsc(), rhs)
+    return out.reshape(image.shape)
+
+
+def exact_membrane(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Laplace's equation on the hole pixels (the harmonic fill's problem), solved exactly."""
+    return exact_fill(image, hole, no_flux_laplacian(*hole.shape))
+
+
+def exact_thin_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """hole * L(L(u)) = 0 (the biharmonic fills' problem), solved exactly."""
+    laplacian = no_flux_laplacian(*hole.shape)
+    return exact_fill(image, hole, laplacian @ laplacian)
+
+
+def dense_thick_strokes(size: int) -> np.ndarray:
+    """Two seeds of thick brush strokes: 50-70% of the image, no coarse pixel entirely known."""
+    hole = np.zeros((size, size), bool)
+    strokes = family("strokes_thick")
+    for seed in range(2):
+        hole |= strokes(np.random.default_rng(seed), size, size).astype(bool)
+    assert 0.5 < hole.mean() < 0.7
+    return hole
 
 
 def test_harmonic_fill_solves_dense_brush_strokes_from_their_own_surroundings():
@@ -263,11 +284,7 @@ def test_harmonic_fill_solves_dense_brush_strokes_from_their_own_surroundings():
     if all of its pixels were, the strokes took the image's mean colour: mean error 0.066, max
     0.32 against the exact solution)."""
     size = 96
-    hole = np.zeros((size, size), bool)
-    strokes = family("strokes_thick")
-    for seed in range(2):
-        hole |= strokes(np.random.default_rng(seed), size, size).astype(bool)
-    assert 0.5 < hole.mean() < 0.7
+    hole = dense_thick_strokes(size)
     ramp = np.linspace(0.0, 1.0, size)[:, None] * np.ones((1, size))
     image = np.stack([0.1 + 0.8 * ramp, 0.9 - 0.8 * ramp, 0.5 + 0.3 * np.sin(6 * ramp)])
     exact = exact_membrane(image, hole)
@@ -304,42 +321,12 @@ def test_thin_plate_fills_continue_gradients_where_the_membrane_bends_them(fill,
     assert error < ratio * membrane_error, (error, membrane_error)
 
 
-def exact_thin_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """The thin plate, solved exactly: hole * L(L(u)) = 0 with the known pixels fixed, L the
-    5-point Laplacian whose edge pixels repeat themselves (a sparse solve)."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.linalg import spsolve
-
-    height, width = hole.shape
-    index = np.arange(height * width).reshape(height, width)
-    rows, cols, values = [], [], []
-    for y in range(height):
-        for x in range(width):
-            for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-                ny, nx = min(max(y + dy, 0), height - 1), min(max(x + dx, 0), width - 1)
-                rows += [index[y, x], index[y, x]]
-                cols += [index[ny, nx], index[y, x]]
-                values += [1.0, -1.0]
-    laplacian = csr_matrix((values, (rows, cols)), shape=(height * width,) * 2)
-    operator = (laplacian @ laplacian).tocsr()
-    unknown, known = hole.ravel(), ~hole.ravel()
-    out = image.reshape(image.shape[0], -1).copy()
-    for channel in out:
-        rhs = -operator[unknown][:, known] @ channel[known]
-        channel[unknown] = spsolve(operator[unknown][:, unknown].tocsc(), rhs)
-    return out.reshape(image.shape)
-
-
 def test_fast_biharmonic_fill_is_nearer_the_thin_plate_than_the_membrane_under_dense_strokes():
     """Under thick strokes over 60% of the image (the any-known pyramid at work for it too),
     measured mean distance to the exact thin plate: 0.0066, the membrane's 0.0115 (the CG
     biharmonic fill's 0.0040; TENSION keeps it from the thin plate on purpose)."""
     size = 64
-    hole = np.zeros((size, size), bool)
-    strokes = family("strokes_thick")
-    for seed in range(2):
-        hole |= strokes(np.random.default_rng(seed), size, size).astype(bool)
-    assert 0.5 < hole.mean() < 0.7
+    hole = dense_thick_strokes(size)
     ys, xs = np.mgrid[0:size, 0:size] / size
     image = np.stack([0.2 + 0.6 * xs * ys, 0.8 - 0.5 * ys**2, 0.5 + 0.3 * np.sin(3 * xs)])
     exact = exact_thin_plate(image, hole)

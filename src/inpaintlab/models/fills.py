@@ -222,16 +222,15 @@ NEIGHBOUR_MEAN = torch.tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 
     1, 1, 3, 3
 )
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
-STENCILS = (NEIGHBOUR_MEAN, LAPLACIAN)  # the fills' convolutions (export keeps them float)
 
 
-def _traced_stencil(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """`kernel` on each channel of a padded tensor: one depthwise convolution."""
+def _traced_stencil(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """`kernel` on each channel, edge pixels repeating themselves: one depthwise convolution."""
     with warnings.catch_warnings():  # the channel count is a constant of the graph: fine
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        channels = int(padded.shape[1])
-    weight = kernel.to(padded.device, padded.dtype).expand(channels, 1, 3, 3)
-    return F.conv2d(padded, weight, groups=channels)
+        channels = int(u.shape[1])
+    weight = kernel.to(u.device, u.dtype).expand(channels, 1, 3, 3)
+    return F.conv2d(F.pad(u, [1, 1, 1, 1], mode="replicate"), weight, groups=channels)
 
 
 def _neighbour_sum(u: torch.Tensor) -> torch.Tensor:
@@ -250,7 +249,7 @@ def _neighbour_mean(u: torch.Tensor) -> torch.Tensor:
     256 px -15%, docs/results.md). The two agree to float rounding (export parity).
     """
     if torch.jit.is_tracing():
-        return _traced_stencil(F.pad(u, [1, 1, 1, 1], mode="replicate"), NEIGHBOUR_MEAN)
+        return _traced_stencil(u, NEIGHBOUR_MEAN)
     return 0.25 * _neighbour_sum(u)
 
 
@@ -349,9 +348,10 @@ CG_CONVERGED = 1e-12  # squared residual (per image and channel) below which CG 
 
 def _laplacian(u: torch.Tensor) -> torch.Tensor:
     """The 5-point Laplacian with no flux out of the image (as _neighbour_mean: edge pixels
-    repeat themselves), so the operator is symmetric. Traced: one convolution with the Laplacian's kernel (as in _neighbour_mean)."""
+    repeat themselves), so the operator is symmetric. Traced: one convolution with the
+    Laplacian's kernel (as in _neighbour_mean)."""
     if torch.jit.is_tracing():
-        return _traced_stencil(F.pad(u, [1, 1, 1, 1], mode="replicate"), LAPLACIAN)
+        return _traced_stencil(u, LAPLACIAN)
     return _neighbour_sum(u) - 4.0 * u
 
 
@@ -431,14 +431,15 @@ CHEBYSHEV_BOUNDS = (0.1 / (1.0 - TENSION), 64.0 + 8.0 * _SHIFT)
 SHIFTED_LAPLACIAN = LAPLACIAN - _SHIFT * torch.tensor(
     [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
 ).view(1, 1, 3, 3)
-STENCILS = (*STENCILS, SHIFTED_LAPLACIAN)
+STENCILS = (NEIGHBOUR_MEAN, LAPLACIAN, SHIFTED_LAPLACIAN)  # the fills' convolutions: export
+# keeps them float
 
 
 def _spline_operator(u: torch.Tensor) -> torch.Tensor:
     """L(L(u) - shift u): the tension spline's equations (the thin plate's at TENSION 0),
     symmetric because L is; traced, two convolutions."""
     if torch.jit.is_tracing():
-        inner = _traced_stencil(F.pad(u, [1, 1, 1, 1], mode="replicate"), SHIFTED_LAPLACIAN)
+        inner = _traced_stencil(u, SHIFTED_LAPLACIAN)
     else:
         inner = _neighbour_sum(u) - (4.0 + _SHIFT) * u
     return _laplacian(inner)
